@@ -1,0 +1,1 @@
+"""The splatcodec codec: quantization, entropy coding, the ``.gsplat`` container and rate control."""

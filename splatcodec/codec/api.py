@@ -1,0 +1,411 @@
+"""Public codec API: encode/decode images to/from ``.gsplat`` bytes, files, info and rate control.
+
+Pipeline of :func:`encode`: fit ``N`` Gaussians -> quantize -> briefly continue fitting from the
+dequantized Gaussians with a small learning rate (the quantizer "in the loop": the fit repairs what
+quantization broke) -> quantize again -> entropy code. Rate control picks ``N`` and the bit depths.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InvalidInputError, SplatcodecError
+from ..splats import Splats
+from . import bitstream
+from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, Limits
+from .quantize import BitDepths, dequantize, quantize
+
+#: Defaults of the knobs; documented in docs/codec.md.
+DEFAULT_QUALITY = 75
+DEFAULT_EFFORT = 4
+MAX_EFFORT = 9
+DEFAULT_LEVELS = 4
+#: Relative tolerance of ``target_bpp`` and absolute tolerance (dB) of ``target_psnr``.
+BPP_TOLERANCE = 0.05
+PSNR_TOLERANCE = 0.2
+
+_UNSET: Any = object()
+
+
+@dataclass
+class EncodeStats:
+    """What :func:`encode` did (``encode(..., return_stats=True)``)."""
+
+    num_gaussians: int
+    bytes: int
+    bpp: float
+    psnr: float
+    seconds: float
+    bits_per_gaussian: dict[str, float]
+    attempts: list[tuple[int, int, float]] = field(default_factory=list)  # (N, bytes, psnr) per fit
+
+
+@dataclass
+class GsplatInfo:
+    """Facts about a ``.gsplat`` stream, from :func:`info` (cheap: no pixels are rendered)."""
+
+    version: str
+    width: int
+    height: int
+    channels: int
+    num_gaussians: int
+    bytes: int
+    bpp: float
+    bit_depths: dict[str, Any]
+    progressive_groups: list[int]
+    bits_per_gaussian: dict[str, float]
+    sections: dict[str, int]
+    metadata_keys: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------- rate mapping
+def _check_quality(quality: float) -> float:
+    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 0 <= quality <= 100:
+        raise InvalidInputError(f"quality must be a number in 0..100, got {quality!r}")
+    return float(quality)
+
+
+def gaussians_for_quality(quality: float, pixels: int) -> int:
+    """Gaussian count for ``quality``: density grows geometrically from 1/1200 to 1/12 per pixel."""
+    q = _check_quality(quality) / 100.0
+    density = math.exp(math.log(1 / 1200) + q * (math.log(1 / 12) - math.log(1 / 1200)))
+    return max(16, int(round(density * pixels)))
+
+
+def bits_for_quality(quality: float, channels: int) -> BitDepths:
+    """Bit depths for ``quality`` (non-decreasing in quality)."""
+    q = _check_quality(quality)
+    step = int(q // 25)  # 0..4
+    luma = 6 + min(step, 3)
+    chroma = 5 + min(step, 3)
+    return BitDepths(pos=13 + min(step, 3), scale=6 + min(step, 2), shear=6 + min(step, 2),
+                     color=(luma,) if channels == 1 else (luma, chroma, chroma))
+
+
+def _check_effort(effort: int) -> int:
+    if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)) or not 1 <= effort <= MAX_EFFORT:
+        raise InvalidInputError(f"effort must be an integer in 1..{MAX_EFFORT}, got {effort!r}")
+    return int(effort)
+
+
+def _iterations(effort: int) -> tuple[int, int]:
+    """(fit iterations, quantization-aware refinement iterations) for an effort level."""
+    return 300 * effort + 300, 60 * effort + 60
+
+
+# ----------------------------------------------------------------------------------- encode
+def encode_splats(splats: Splats, *, bits: BitDepths | None = None, quality: float = DEFAULT_QUALITY,
+                  levels: int = DEFAULT_LEVELS, metadata: dict[str, str | bytes] | None = None) -> bytes:
+    """Quantize and entropy-code already fitted Gaussians (no fitting). ``bits`` defaults from ``quality``."""
+    bits = bits or bits_for_quality(quality, splats.channels)
+    data, _ = bitstream.write(quantize(splats, bits, levels=levels), _check_metadata(metadata))
+    return data
+
+
+def _check_metadata(metadata: dict | None) -> dict[str, str | bytes] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise InvalidInputError("metadata must be a dict of str -> str | bytes")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or len(key.encode("utf-8")) > 0xFFFF or not isinstance(value, (str, bytes)):
+            raise InvalidInputError(f"bad metadata entry {key!r}: keys are short str, values str or bytes")
+    return metadata
+
+
+def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: int, seed: int, threads: int,
+              metadata, fit_kwargs: dict) -> tuple[bytes, float, dict[str, float], int]:
+    """One fit + quantization-aware refinement + coding at ``n`` Gaussians. Returns (data, psnr, bits, N)."""
+    from ..fitting import fit  # the native core; imported lazily so the format code works without it
+    from ..render import render
+
+    iters, refine = _iterations(effort)
+    splats = fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, **fit_kwargs)
+    if refine and splats.num_gaussians:
+        q = quantize(splats, bits, levels=levels)
+        splats = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads, lr_scale=0.2)
+    q = quantize(splats, bits, levels=levels)
+    data, stats = bitstream.write(q, metadata)
+    from ..metrics import psnr
+    quality = psnr(render(dequantize(q)).reshape(pixels.shape), pixels)
+    return data, quality, stats.bits, q.num_gaussians
+
+
+def encode(image: Any, quality: float | None = None, *, target_bpp: float | None = None,
+           target_psnr: float | None = None, num_gaussians: int | None = None, effort: int = DEFAULT_EFFORT,
+           bits: BitDepths | None = None, levels: int = DEFAULT_LEVELS, seed: int = 0, threads: int = 0,
+           metadata: dict[str, str | bytes] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+           return_stats: bool = False, fit_kwargs: dict | None = None) -> bytes | tuple[bytes, EncodeStats]:
+    """Compress an image into ``.gsplat`` bytes.
+
+    Args:
+        image: uint8/uint16/float-in-[0,1] array (H, W) or (H, W, 3), or a PIL image.
+        quality: 0..100, higher = more Gaussians and bits (monotone); default 75 when no other
+            rate option is given.
+        target_bpp: aim at this many bits per pixel (real file size); hit within +-5 % when the
+            search converges, otherwise the closest file not above the target is returned.
+        target_psnr: aim at this PSNR (dB, 8-bit); the smallest tried file within 0.2 dB below the
+            target or better is returned.
+        num_gaussians: fix the Gaussian count by hand (bit depths still follow ``quality``).
+        effort: 1..9, more = more fitting iterations and rate-control steps (slower, better).
+        bits: override the per-attribute bit depths.
+        levels: number of progressive groups (1 disables progressive decoding).
+        seed, threads: passed to the fitter (same seed and threads -> same bytes).
+        metadata: str -> str | bytes entries stored in the optional META section (e.g. ``icc``).
+        max_pixels: refuse larger images (:class:`LimitExceededError`); ``None`` disables.
+        return_stats: also return an :class:`EncodeStats`.
+    """
+    from ..image_io import as_array
+
+    start = time.perf_counter()
+    pixels = as_array(image)
+    h, w = pixels.shape[:2]
+    Limits(max_pixels=max_pixels).check_pixels(w, h)
+    channels = 1 if pixels.ndim == 2 else 3
+    effort = _check_effort(effort)
+    modes = sum(x is not None for x in (target_bpp, target_psnr, num_gaussians))
+    if modes > 1:
+        raise InvalidInputError("give at most one of target_bpp, target_psnr and num_gaussians")
+    if quality is not None and (target_bpp is not None or target_psnr is not None):
+        raise InvalidInputError("quality cannot be combined with target_bpp or target_psnr")
+    quality = DEFAULT_QUALITY if quality is None else _check_quality(quality)
+    bits = (bits or bits_for_quality(quality, channels)).for_channels(channels)
+    bits.validate(channels)
+    if not isinstance(levels, int) or not 1 <= levels <= bitstream.MAX_GROUPS:
+        raise InvalidInputError(f"levels must be in 1..{bitstream.MAX_GROUPS}")
+    metadata = _check_metadata(metadata)
+    fit_kwargs = dict(fit_kwargs or {})
+    pixels_count = w * h
+
+    def attempt(n: int):
+        data, p, stream_bits, n_final = _compress(pixels, n, bits, effort, levels, seed, threads, metadata,
+                                                  fit_kwargs)
+        attempts.append((n, len(data), p))
+        return data, p, stream_bits, n_final
+
+    attempts: list[tuple[int, int, float]] = []
+    if target_bpp is not None:
+        result = _search_bpp(attempt, _positive(target_bpp, "target_bpp"), pixels_count, effort)
+    elif target_psnr is not None:
+        result = _search_psnr(attempt, _positive(target_psnr, "target_psnr"), pixels_count, effort)
+    else:
+        if num_gaussians is None:
+            n = gaussians_for_quality(quality, pixels_count)
+        elif isinstance(num_gaussians, bool) or not isinstance(num_gaussians, (int, np.integer)) or num_gaussians < 1:
+            raise InvalidInputError(f"num_gaussians must be a positive integer, got {num_gaussians!r}")
+        else:
+            n = int(num_gaussians)
+        Limits().check_gaussians(n)
+        result = attempt(n)
+    data, p, stream_bits, n_final = result
+    if not return_stats:
+        return data
+    per_g = {k: v / max(n_final, 1) for k, v in stream_bits.items()}
+    stats = EncodeStats(n_final, len(data), 8.0 * len(data) / pixels_count, p, time.perf_counter() - start,
+                        per_g, attempts)
+    return data, stats
+
+
+def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+#: Starting guess of the coded size of one Gaussian, in bits (refined from each attempt).
+_BITS_PER_GAUSSIAN_GUESS = 40.0
+
+
+def _search_bpp(attempt: Callable, target: float, pixels: int, effort: int):
+    budget = target * pixels
+    n = max(16, int(budget / _BITS_PER_GAUSSIAN_GUESS))
+    best = None  # closest not above the target
+    fallback = None
+    for _ in range(2 + effort // 2):
+        res = attempt(n)
+        size_bits = 8.0 * len(res[0])
+        if size_bits <= budget * (1 + BPP_TOLERANCE) and (best is None or len(res[0]) > len(best[0][0])):
+            best = (res, size_bits)
+        if fallback is None or abs(size_bits - budget) < abs(8.0 * len(fallback[0]) - budget):
+            fallback = res
+        if abs(size_bits - budget) <= BPP_TOLERANCE * budget:
+            return res
+        # Coded size is close to proportional to N at fixed bit depths; the fixed overhead is small.
+        n = max(16, int(round(n * budget / size_bits * (0.98 if size_bits > budget else 1.0))))
+    return best[0] if best is not None else fallback
+
+
+def _search_psnr(attempt: Callable, target: float, pixels: int, effort: int):
+    n = max(16, int(pixels / 60))
+    passing = None
+    best = None
+    for _ in range(2 + effort // 2):
+        res = attempt(n)
+        p = res[1]
+        if p >= target - PSNR_TOLERANCE and (passing is None or len(res[0]) < len(passing[0])):
+            passing = res
+        if best is None or p > best[1]:
+            best = res
+        if abs(p - target) <= PSNR_TOLERANCE / 2:
+            break
+        # About 2.5 dB per doubling of the Gaussian count in the useful range.
+        n = max(16, int(round(n * 2.0 ** ((target - p + PSNR_TOLERANCE / 2) / 2.5))))
+        Limits().check_gaussians(n)
+    return passing if passing is not None else best
+
+
+def encode_batch(images: Iterable[Any], **kwargs: Any) -> list[bytes]:
+    """:func:`encode` each image with the same options (a list of bytes, in order)."""
+    return [encode(image, **kwargs) for image in images]
+
+
+# ----------------------------------------------------------------------------------- decode
+def _limits(max_pixels: int | None, gaussian_limit: int | None) -> Limits:
+    return Limits(max_pixels=max_pixels, max_gaussians=gaussian_limit)
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    from ..errors import FormatError
+    raise FormatError(f"expected .gsplat bytes, got {type(data).__name__}")
+
+
+def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                  gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> Splats:
+    """The (dequantized) Gaussians of a ``.gsplat`` stream, in file order.
+
+    ``max_gaussians`` keeps a coarser prefix: every progressive group that fits completely, then a
+    spatially even subsample of the next group; only the groups needed are range-decoded.
+    """
+    parsed = bitstream.parse(_as_bytes(data), _limits(max_pixels, gaussian_limit))
+    n_total = parsed.header.num_gaussians
+    if max_gaussians is not None:
+        if isinstance(max_gaussians, bool) or not isinstance(max_gaussians, (int, np.integer)) or max_gaussians < 0:
+            raise InvalidInputError(f"max_gaussians must be a non-negative integer, got {max_gaussians!r}")
+    keep = n_total if max_gaussians is None else min(int(max_gaussians), n_total)
+    ends = np.cumsum(parsed.group_sizes)
+    groups = int(np.searchsorted(ends, keep, side="left")) + 1 if keep else 0
+    q = bitstream.read(parsed, max_groups=groups)
+    splats = dequantize(q)
+    if splats.num_gaussians > keep:
+        full = int(ends[groups - 2]) if groups > 1 else 0
+        extra = keep - full
+        last = splats.num_gaussians - full
+        # Morton order inside a group: evenly strided picks spread over the whole image.
+        pick = full + (np.arange(extra) * last) // max(extra, 1)
+        splats = splats.subset(np.concatenate([np.arange(full), pick]).astype(np.int64))
+    return splats
+
+
+def _output_size(header_w: int, header_h: int, width: int | None, height: int | None,
+                 scale: float | None) -> tuple[int, int]:
+    if scale is not None:
+        if width is not None or height is not None:
+            raise InvalidInputError("give either scale or width/height, not both")
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale < 1e4 or \
+                not math.isfinite(scale):
+            raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
+        return max(1, round(header_w * scale)), max(1, round(header_h * scale))
+    for name, v in (("width", width), ("height", height)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
+    if width is None and height is None:
+        return header_w, header_h
+    if width is None:
+        return max(1, round(header_w * height / header_h)), int(height)
+    if height is None:
+        return int(width), max(1, round(header_h * width / header_w))
+    return int(width), int(height)
+
+
+def decode(data: bytes, *, width: int | None = None, height: int | None = None, scale: float | None = None,
+           max_gaussians: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+           gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> np.ndarray:
+    """Decode ``.gsplat`` bytes to a uint8 image, (H, W, C) with C = 1 or 3.
+
+    ``width``/``height`` (one keeps the aspect ratio) or ``scale`` render at another resolution;
+    ``max_gaussians`` decodes a coarser progressive prefix. ``max_pixels`` and ``gaussian_limit``
+    are the safety limits (``None`` disables); every malformed input raises :class:`FormatError`.
+    """
+    from ..render import render
+
+    splats = decode_splats(data, max_gaussians=max_gaussians, max_pixels=max_pixels, gaussian_limit=gaussian_limit)
+    out_w, out_h = _output_size(splats.width, splats.height, width, height, scale)
+    Limits(max_pixels=max_pixels).check_pixels(out_w, out_h, "output image")
+    return render(splats, width=out_w, height=out_h, max_pixels=None)  # limit checked above
+
+
+def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> GsplatInfo:
+    """Describe a ``.gsplat`` stream: size, Gaussians, bpp, bit depths and coded bits per attribute."""
+    data = _as_bytes(data)
+    parsed = bitstream.parse(data, _limits(None, gaussian_limit))
+    h = parsed.header
+    q = bitstream.read(parsed)
+    # Re-coding the decoded symbols with the file's settings reproduces the per-stream split exactly
+    # for files this encoder wrote (the models are a deterministic function of the symbols).
+    _, stats = bitstream.write(q, parsed.metadata or None)
+    n = max(h.num_gaussians, 1)
+    b = parsed.bits
+    depths = {"position": b.pos, "scale": b.scale, "shear": b.shear, "color": list(b.color)}
+    return GsplatInfo(f"{h.major}.{h.minor}", h.width, h.height, h.channels, h.num_gaussians, len(data),
+                      8.0 * len(data) / (h.width * h.height), depths, list(parsed.group_sizes),
+                      {k: round(v / n, 3) for k, v in stats.bits.items()}, parsed.section_sizes,
+                      sorted(parsed.metadata))
+
+
+def metadata(data: bytes) -> dict[str, str | bytes]:
+    """The META entries of a ``.gsplat`` stream (empty if none)."""
+    return bitstream.parse(_as_bytes(data), _limits(None, None)).metadata
+
+
+# ----------------------------------------------------------------------------------- files
+def atomic_write(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
+
+    A failure leaves no partial file. With ``overwrite=False`` an existing ``path`` raises
+    :class:`FileExistsError` (checked atomically with a hard link where the OS allows it).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".splatcodec-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if path exists: no race with a concurrent writer
+            except (AttributeError, NotImplementedError, PermissionError):  # pragma: no cover - no hard links
+                if os.path.exists(path):
+                    raise FileExistsError(path) from None
+                os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save(path: str | os.PathLike, image: Any, *, overwrite: bool = True, **kwargs: Any) -> int:
+    """:func:`encode` ``image`` and write it atomically to ``path``; returns the byte count."""
+    data = encode(image, **kwargs)
+    atomic_write(path, data, overwrite=overwrite)
+    return len(data)
+
+
+def load(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
+    """Read a ``.gsplat`` file and :func:`decode` it (same keyword arguments)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return decode(data, **kwargs)

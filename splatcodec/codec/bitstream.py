@@ -1,0 +1,268 @@
+"""Quantized Gaussians <-> ``.gsplat`` bytes: the QUNT, GRUP and META sections (see docs/format.md).
+
+* ``QUNT`` (required, once, first): bit depths, float32 ranges, progressive group sizes, and the
+  static entropy models of the attribute streams (shared by all groups).
+* ``GRUP`` (required, one per group, in order): the group's Morton-gap model and its range-coded
+  words: gap bit lengths, gap raw bits, then each attribute stream (log a, log b, shear, colours).
+* ``META`` (optional): key/value metadata (text or bytes, e.g. an ICC profile) that round-trips.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import FormatError
+from . import container
+from .container import Header, Limits
+from .entropy import BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_model
+from .quantize import BitDepths, Quantized, morton_decode, morton_encode
+
+QUNT = b"QUNT"
+GRUP = b"GRUP"
+META = b"META"
+KNOWN_SECTIONS = frozenset({QUNT, GRUP, META})
+MAX_GROUPS = 64
+_GAP_LEN_BITS = 6  # gap bit lengths are < 2 * 16 + 1 = 33 < 64
+
+
+@dataclass
+class StreamStats:
+    """Coded size of each attribute, in bits (for ``info`` and the docs)."""
+
+    bits: dict[str, float] = field(default_factory=dict)
+
+
+def _attribute_names(channels: int) -> list[str]:
+    return ["log_a", "log_b", "shear"] + (["gray"] if channels == 1 else ["Y", "Cb", "Cr"])
+
+
+# ----------------------------------------------------------------------------------------- writing
+def _write_qunt(q: Quantized, models: list[StreamModel]) -> bytes:
+    b = q.bits
+    out = bytearray(struct.pack("<BBBB", b.pos, b.scale, b.shear, len(b.color)))
+    out += bytes(b.color)
+    out += q.ranges.astype("<f4").tobytes()
+    out += struct.pack("<H", len(q.group_sizes))
+    out += np.asarray(q.group_sizes, "<u4").tobytes()
+    w = BitWriter()
+    for m in models:
+        m.write(w)
+    blob = w.getvalue()
+    out += struct.pack("<I", len(blob)) + blob
+    return bytes(out)
+
+
+def _gaps(q: Quantized, start: int, stop: int) -> np.ndarray:
+    code = morton_encode(q.qx[start:stop], q.qy[start:stop], q.bits.pos).astype(np.int64)
+    return np.diff(code, prepend=0)
+
+
+def _bit_length(v: np.ndarray) -> np.ndarray:
+    out = np.zeros(v.shape, np.int64)
+    nz = v > 0
+    out[nz] = np.floor(np.log2(v[nz].astype(np.float64))).astype(np.int64) + 1
+    # float log2 can be off by one near powers of two for large ints; fix exactly.
+    out[nz] += (v[nz] >> out[nz]) > 0
+    out[nz] -= (v[nz] >> (out[nz] - 1)) == 0
+    return out
+
+
+def _write_group(q: Quantized, start: int, stop: int, models: list[StreamModel]) -> tuple[bytes, dict[str, float]]:
+    gaps = _gaps(q, start, stop)
+    lengths = _bit_length(gaps)
+    len_model = fit_model(lengths, _GAP_LEN_BITS, allow_shift=False)
+    enc = StreamEncoder()
+    stats: dict[str, float] = {}
+    sizes = []
+    enc.encode_symbols(lengths, len_model)
+    mant_bits = np.maximum(lengths - 1, 0)
+    enc.encode_raw(gaps - np.where(lengths > 0, 1 << mant_bits, 0), mant_bits)
+    sizes.append(("position", len(enc.getvalue())))
+    names = _attribute_names(len(q.bits.color))
+    for k, model in enumerate(models):
+        enc.encode_values(q.qattr[start:stop, k], model)
+        sizes.append((names[k], len(enc.getvalue())))
+    prev = 0
+    for name, total in sizes:  # approximate split of the shared word stream, in bits
+        stats[name] = 8.0 * (total - prev)
+        prev = total
+    w = BitWriter()
+    len_model.write(w)
+    blob = w.getvalue()
+    return struct.pack("<H", len(blob)) + blob + enc.getvalue(), stats
+
+
+def _write_meta(metadata: dict[str, str | bytes]) -> bytes:
+    out = bytearray(struct.pack("<I", len(metadata)))
+    for key, value in metadata.items():
+        kb = key.encode("utf-8")
+        is_text = isinstance(value, str)
+        vb = value.encode("utf-8") if is_text else bytes(value)
+        out += struct.pack("<HB", len(kb), 1 if is_text else 0) + kb + struct.pack("<I", len(vb)) + vb
+    return bytes(out)
+
+
+def write(q: Quantized, metadata: dict[str, str | bytes] | None = None) -> tuple[bytes, StreamStats]:
+    """Serialize quantized Gaussians (already in canonical order) into a complete ``.gsplat`` file."""
+    bits = q.attribute_bits()
+    models = [fit_model(q.qattr[:, k], bits[k]) for k in range(len(bits))]
+    sections = [(QUNT, True, _write_qunt(q, models))]
+    stats = StreamStats()
+    start = 0
+    for size in q.group_sizes:
+        payload, group_stats = _write_group(q, start, start + size, models)
+        sections.append((GRUP, True, payload))
+        for name, value in group_stats.items():
+            stats.bits[name] = stats.bits.get(name, 0.0) + value
+        start += size
+    if metadata:
+        sections.append((META, False, _write_meta(metadata)))
+    header = Header(container.MAJOR, container.MINOR, q.width, q.height, len(q.bits.color), q.color_space,
+                    q.num_gaussians, 0)
+    data = container.write_file(header, sections)
+    stats.bits["header+models"] = 8.0 * len(data) - sum(stats.bits.values())
+    return data, stats
+
+
+# ----------------------------------------------------------------------------------------- reading
+class _Cursor:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise FormatError(f"{self.what} section is truncated")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str) -> tuple:
+        s = struct.Struct(fmt)
+        return s.unpack(self.take(s.size))
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise FormatError(f"{self.what} section has {len(self.data) - self.pos} unexpected trailing bytes")
+
+
+@dataclass
+class Parsed:
+    header: Header
+    bits: BitDepths
+    ranges: np.ndarray
+    group_sizes: list[int]
+    models: list[StreamModel]
+    groups: list[bytes]
+    metadata: dict[str, str | bytes]
+    section_sizes: dict[str, int]
+
+
+def _read_qunt(payload: bytes, header: Header) -> tuple[BitDepths, np.ndarray, list[int], list[StreamModel]]:
+    cur = _Cursor(payload, "QUNT")
+    pos, scale, shear, nc = cur.unpack("<BBBB")
+    if nc != header.channels:
+        raise FormatError("QUNT channel count disagrees with the header")
+    color = tuple(cur.take(nc))
+    bits = BitDepths(pos, scale, shear, color)
+    try:
+        bits.validate(nc)
+    except ValueError as exc:
+        raise FormatError(f"invalid bit depths: {exc}") from None
+    ranges = np.frombuffer(cur.take(4 * 2 * (5 + nc)), "<f4").reshape(-1, 2).astype(np.float32)
+    if not np.isfinite(ranges).all() or (ranges[:, 1] < ranges[:, 0]).any():
+        raise FormatError("QUNT ranges are not finite or not ordered")
+    if np.abs(ranges[2:4]).max(initial=0) > 30:  # log-scales beyond e**30 px are nonsense
+        raise FormatError("QUNT scale range is implausible")
+    (ngroups,) = cur.unpack("<H")
+    if ngroups > MAX_GROUPS or (ngroups == 0) != (header.num_gaussians == 0):
+        raise FormatError(f"invalid number of progressive groups {ngroups}")
+    sizes = [int(s) for s in np.frombuffer(cur.take(4 * ngroups), "<u4")]
+    if sum(sizes) != header.num_gaussians or any(s == 0 for s in sizes):
+        raise FormatError("progressive group sizes do not add up to the Gaussian count")
+    (blob_len,) = cur.unpack("<I")
+    reader = BitReader(cur.take(blob_len))
+    cur.done()
+    attr_bits = [scale, scale, shear, *color]
+    models = [StreamModel.read(reader, b) for b in attr_bits]
+    return bits, ranges, sizes, models
+
+
+def _read_meta(payload: bytes) -> dict[str, str | bytes]:
+    cur = _Cursor(payload, "META")
+    (count,) = cur.unpack("<I")
+    if count > len(payload):
+        raise FormatError("META entry count is larger than the section")
+    out: dict[str, str | bytes] = {}
+    for _ in range(count):
+        klen, kind = cur.unpack("<HB")
+        try:
+            key = cur.take(klen).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("META key is not UTF-8") from None
+        (vlen,) = cur.unpack("<I")
+        value = cur.take(vlen)
+        if kind == 1:
+            try:
+                out[key] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormatError("META text value is not UTF-8") from None
+        elif kind == 0:
+            out[key] = value
+        else:
+            raise FormatError(f"unknown META value kind {kind}")
+    cur.done()
+    return out
+
+
+def parse(data: bytes, limits: Limits) -> Parsed:
+    """Validate the container and split it into its parts (no range decoding yet)."""
+    header = container.read_header(data, limits)
+    sections = container.read_sections(bytes(data), header, KNOWN_SECTIONS)
+    if not sections or sections[0].type != QUNT:
+        raise FormatError("first section must be QUNT")
+    if sum(s.type == QUNT for s in sections) != 1 or sum(s.type == META for s in sections) > 1:
+        raise FormatError("QUNT must appear once and META at most once")
+    bits, ranges, sizes, models = _read_qunt(sections[0].payload, header)
+    groups = [s.payload for s in sections if s.type == GRUP]
+    if len(groups) != len(sizes):
+        raise FormatError(f"file has {len(groups)} GRUP sections but QUNT declares {len(sizes)} groups")
+    metas = [s for s in sections if s.type == META]
+    metadata = _read_meta(metas[0].payload) if metas else {}
+    section_sizes: dict[str, int] = {}
+    for s in sections:
+        name = s.type.decode("ascii", "replace")
+        section_sizes[name] = section_sizes.get(name, 0) + len(s.payload) + container.SECTION_OVERHEAD
+    return Parsed(header, bits, ranges, sizes, models, groups, metadata, section_sizes)
+
+
+def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[StreamModel]):
+    cur = _Cursor(payload, "GRUP")
+    (blob_len,) = cur.unpack("<H")
+    len_model = StreamModel.read(BitReader(cur.take(blob_len)), _GAP_LEN_BITS)
+    if len(len_model.counts) > 2 * bits.pos + 1 or len_model.shift:
+        raise FormatError("GRUP gap model does not fit the position bit depth")
+    dec = StreamDecoder(payload[cur.pos:])
+    lengths = dec.decode_symbols(len_model, count)
+    mant_bits = np.maximum(lengths - 1, 0)
+    gaps = dec.decode_raw(mant_bits) + np.where(lengths > 0, np.left_shift(1, mant_bits), 0)
+    code = np.cumsum(gaps)
+    if count and code[-1] >= 1 << (2 * bits.pos):
+        raise FormatError("decoded positions leave the quantization grid (corrupt data)")
+    qx, qy = morton_decode(code.astype(np.uint64), bits.pos)
+    attrs = np.stack([dec.decode_values(m, count) for m in models], axis=1)
+    return qx, qy, attrs
+
+
+def read(parsed: Parsed, max_groups: int | None = None) -> Quantized:
+    """Range-decode the first ``max_groups`` groups (all by default) into a :class:`Quantized`."""
+    h = parsed.header
+    ngroups = len(parsed.group_sizes) if max_groups is None else min(max_groups, len(parsed.group_sizes))
+    parts = [_read_group(parsed.groups[g], parsed.group_sizes[g], parsed.bits, parsed.models) for g in range(ngroups)]
+    nattr = len(parsed.models)
+    qx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    qy = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    qa = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, nattr), np.int64)
+    return Quantized(h.width, h.height, h.color_space, parsed.bits, parsed.ranges, parsed.group_sizes[:ngroups],
+                     qx, qy, qa.reshape(-1, nattr))

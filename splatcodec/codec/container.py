@@ -1,0 +1,165 @@
+"""The ``.gsplat`` container: fixed header, typed length-prefixed CRC-checked sections, safety limits.
+
+Layout (all integers little-endian; see ``docs/format.md`` for the normative description)::
+
+    header (40 bytes)
+      0  8  signature  b"\\x89GSPL\\r\\n\\x1a"
+      8  1  major version (readers refuse other majors)
+      9  1  minor version (readers accept any minor of their major)
+     10  2  header flags (must be 0 in 1.x)
+     12  4  width      (u32, > 0)
+     16  4  height     (u32, > 0)
+     20  1  channels   (1 or 3)
+     21  1  colour space (0 = gray, 1 = YCbCr from RGB)
+     22  2  reserved (0)
+     24  4  Gaussian count N (u32)
+     28  8  total file length in bytes (u64)
+     36  4  CRC32 of bytes 0..35
+    sections, back to back until the total length is reached exactly:
+      0  4  type (4 ASCII bytes)
+      4  4  flags (bit 0: required; other bits 0)
+      8  4  payload length L (u32)
+     12  L  payload
+   12+L  4  CRC32 of type, flags, length and payload
+
+Every read is bounds-checked with Python integers before anything is sliced or allocated.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from ..errors import FormatError, LimitExceededError
+
+SIGNATURE = b"\x89GSPL\r\n\x1a"
+MAJOR = 1
+MINOR = 0
+HEADER = struct.Struct("<8sBBHIIBBHIQ")
+HEADER_SIZE = HEADER.size + 4  # + CRC32
+SECTION_HEAD = struct.Struct("<4sII")
+SECTION_OVERHEAD = SECTION_HEAD.size + 4
+FLAG_REQUIRED = 1
+
+#: Default decoded-pixel limit: 2**25 px (8K UHD fits); a float32 RGB render of it is ~400 MB.
+DEFAULT_MAX_PIXELS = 1 << 25
+#: Default Gaussian-count limit; decoding allocates roughly 150 bytes per Gaussian.
+DEFAULT_MAX_GAUSSIANS = 2_000_000
+#: Largest width or height a header may declare, whatever the limits.
+MAX_DIMENSION = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits applied while reading (``None`` disables one)."""
+
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_gaussians: int | None = DEFAULT_MAX_GAUSSIANS
+
+    def check_pixels(self, width: int, height: int, what: str = "image") -> None:
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise LimitExceededError(
+                f"{what} of {width}x{height} = {width * height} pixels exceeds the limit of "
+                f"{self.max_pixels} (pass max_pixels=None or a larger value to allow it)")
+
+    def check_gaussians(self, count: int) -> None:
+        if self.max_gaussians is not None and count > self.max_gaussians:
+            raise LimitExceededError(
+                f"{count} Gaussians exceed the limit of {self.max_gaussians} "
+                f"(pass gaussian_limit=None or a larger value to allow it)")
+
+
+@dataclass(frozen=True)
+class Header:
+    major: int
+    minor: int
+    width: int
+    height: int
+    channels: int
+    color_space: int
+    num_gaussians: int
+    total_length: int
+
+
+@dataclass(frozen=True)
+class Section:
+    type: bytes
+    required: bool
+    payload: bytes
+    offset: int  # where the section starts in the file (for error messages)
+
+
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def write_file(header: Header, sections: list[tuple[bytes, bool, bytes]]) -> bytes:
+    """Serialize ``header`` (its total_length is recomputed) and ``(type, required, payload)`` sections."""
+    body = bytearray()
+    for kind, required, payload in sections:
+        if len(kind) != 4 or len(payload) >= 1 << 32:
+            raise ValueError("bad section")
+        head = SECTION_HEAD.pack(kind, FLAG_REQUIRED if required else 0, len(payload))
+        body += head + payload + struct.pack("<I", _crc(head + payload))
+    total = HEADER_SIZE + len(body)
+    fixed = HEADER.pack(SIGNATURE, header.major, header.minor, 0, header.width, header.height,
+                        header.channels, header.color_space, 0, header.num_gaussians, total)
+    return fixed + struct.pack("<I", _crc(fixed)) + bytes(body)
+
+
+def read_header(data: bytes, limits: Limits | None = None) -> Header:
+    """Parse and validate the fixed header (and the limits); does not look at the sections."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data[:HEADER_SIZE]) if len(data) >= HEADER_SIZE else bytes(data)
+    if len(data) < len(SIGNATURE) or data[:len(SIGNATURE)] != SIGNATURE:
+        raise FormatError("not a .gsplat file (bad signature)")
+    if len(data) < HEADER_SIZE:
+        raise FormatError("truncated .gsplat header")
+    fields = HEADER.unpack(data[:HEADER.size])
+    (_, major, minor, flags, width, height, channels, space, reserved, count, total) = fields
+    if major != MAJOR:
+        raise FormatError(f"unsupported .gsplat major version {major} (this reader handles {MAJOR}.x)")
+    (crc,) = struct.unpack("<I", data[HEADER.size:HEADER_SIZE])
+    if crc != _crc(data[:HEADER.size]):
+        raise FormatError("header CRC mismatch (corrupted file)")
+    if flags or reserved:
+        raise FormatError("header uses reserved fields")
+    if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
+        raise FormatError(f"invalid image size {width}x{height}")
+    if (channels, space) not in ((1, 0), (3, 1)):
+        raise FormatError(f"invalid channels/colour space combination {channels}/{space}")
+    header = Header(major, minor, width, height, channels, space, count, total)
+    if limits is not None:
+        limits.check_pixels(width, height)
+        limits.check_gaussians(count)
+    return header
+
+
+def read_sections(data: bytes, header: Header, known: frozenset[bytes]) -> list[Section]:
+    """All sections after the header, CRC-checked; unknown optional ones are dropped, unknown required refused."""
+    if len(data) != header.total_length:
+        kind = "truncated" if len(data) < header.total_length else "has trailing bytes"
+        raise FormatError(f".gsplat file {kind}: header says {header.total_length} bytes, got {len(data)}")
+    sections = []
+    pos = HEADER_SIZE
+    end = len(data)
+    while pos < end:
+        if end - pos < SECTION_OVERHEAD:
+            raise FormatError(f"truncated section header at byte {pos}")
+        kind, flags, length = SECTION_HEAD.unpack_from(data, pos)
+        if length > end - pos - SECTION_OVERHEAD:
+            raise FormatError(f"section at byte {pos} claims {length} bytes, beyond the end of the file")
+        stop = pos + SECTION_HEAD.size + length
+        (crc,) = struct.unpack_from("<I", data, stop)
+        if crc != _crc(data[pos:stop]):
+            raise FormatError(f"CRC mismatch in section {kind!r} at byte {pos} (corrupted file)")
+        if flags & ~FLAG_REQUIRED:
+            raise FormatError(f"section {kind!r} uses reserved flag bits")
+        required = bool(flags & FLAG_REQUIRED)
+        if kind in known:
+            sections.append(Section(kind, required, bytes(data[pos + SECTION_HEAD.size:stop]), pos))
+        elif required:
+            raise FormatError(f"unsupported required section {kind!r} (file needs a newer reader)")
+        pos = stop + 4
+    return sections

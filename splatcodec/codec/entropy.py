@@ -1,0 +1,231 @@
+"""Entropy coding of quantized attribute streams with ``constriction``'s range coder.
+
+Every attribute of a group of Gaussians is a stream of unsigned integers of known bit depth. A stream
+is coded as *bucket* (``value >> shift``) with a per-image static categorical model whose (quantized)
+histogram travels in the file, plus ``shift`` raw low bits. The encoder picks, per stream, the shift
+that minimises model-header bits + coded bits, so short streams get coarse (cheap) models and long
+streams get exact histograms.
+
+Positions are coded as gaps between consecutive sorted Morton codes (see ``quantize.py``), split
+Elias-gamma style into a categorical "bit length" symbol and the raw bits below the leading one.
+
+Everything a decoder reads goes through :class:`BitReader` / the range decoder, whose failures are
+mapped to :class:`~splatcodec.errors.FormatError`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+try:  # constriction is a hard dependency, but keep import errors readable.
+    import constriction
+except ImportError as exc:  # pragma: no cover
+    raise ImportError("splatcodec's codec needs the 'constriction' package: pip install constriction") from exc
+
+from ..errors import FormatError
+
+#: Largest categorical alphabet a model may have (buckets); bounds header size and decoder work.
+MAX_ALPHABET = 1 << 12
+#: Histogram counts are rescaled so the largest is at most this before they are stored.
+COUNT_SCALE = 4095
+#: Widest raw chunk handed to constriction's Uniform model (it needs size < 2**24).
+_RAW_CHUNK_BITS = 16
+
+_UNIFORM = constriction.stream.model.Uniform()
+
+
+class BitWriter:
+    """MSB-first bit writer for the small model headers (Elias-gamma coded counts)."""
+
+    def __init__(self) -> None:
+        self._bits: list[int] = []
+
+    def write(self, value: int, nbits: int) -> None:
+        for k in range(nbits - 1, -1, -1):
+            self._bits.append((value >> k) & 1)
+
+    def write_gamma(self, value: int) -> None:
+        """Elias-gamma code of ``value >= 1``."""
+        n = value.bit_length()
+        self.write(0, n - 1)
+        self.write(value, n)
+
+    def getvalue(self) -> bytes:
+        return np.packbits(np.array(self._bits, dtype=np.uint8)).tobytes() if self._bits else b""
+
+
+class BitReader:
+    """Counterpart of :class:`BitWriter`; reading past the end raises :class:`FormatError`."""
+
+    def __init__(self, data: bytes) -> None:
+        self._bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+        self._pos = 0
+
+    def read(self, nbits: int) -> int:
+        if self._pos + nbits > self._bits.size:
+            raise FormatError("entropy model header is truncated")
+        value = 0
+        for bit in self._bits[self._pos:self._pos + nbits]:
+            value = (value << 1) | int(bit)
+        self._pos += nbits
+        return value
+
+    def read_gamma(self, max_bits: int = 32) -> int:
+        zeros = 0
+        while self.read(1) == 0:
+            zeros += 1
+            if zeros >= max_bits:
+                raise FormatError("malformed Elias-gamma code in entropy model header")
+        return (1 << zeros) | self.read(zeros)
+
+
+@dataclass(frozen=True)
+class StreamModel:
+    """Static model of one stream: ``shift`` raw low bits, and a histogram of ``value >> shift``."""
+
+    shift: int
+    counts: tuple[int, ...]
+
+    def categorical(self) -> "constriction.stream.model.Categorical":
+        probs = np.asarray(self.counts, dtype=np.float64)
+        return constriction.stream.model.Categorical(probs / probs.sum(), perfect=False)
+
+    def write(self, w: BitWriter) -> None:
+        w.write(self.shift, 5)
+        w.write(len(self.counts) - 1, 12)
+        for c in self.counts:
+            w.write_gamma(c + 1)
+
+    @classmethod
+    def read(cls, r: BitReader, bits: int) -> "StreamModel":
+        shift = r.read(5)
+        size = r.read(12) + 1
+        if shift > bits or size > (1 << (bits - shift)) or size > MAX_ALPHABET:
+            raise FormatError("entropy model does not match the stream's bit depth")
+        counts = tuple(r.read_gamma(13) - 1 for _ in range(size))
+        if not any(counts) or max(counts) > COUNT_SCALE:
+            raise FormatError("entropy model histogram is empty or out of range")
+        return cls(shift, counts)
+
+
+def _gamma_bits(values: np.ndarray) -> int:
+    return int(np.sum(2 * np.floor(np.log2(values + 1)).astype(np.int64) + 1))
+
+
+def _quantized_counts(hist: np.ndarray) -> np.ndarray:
+    """Rescale a histogram so its maximum is <= COUNT_SCALE, keeping every used symbol nonzero."""
+    hist = hist.astype(np.float64)
+    peak = hist.max()
+    if peak <= COUNT_SCALE:
+        return hist.astype(np.int64)
+    scaled = np.round(hist * (COUNT_SCALE / peak)).astype(np.int64)
+    scaled[(hist > 0) & (scaled == 0)] = 1
+    return scaled
+
+
+def _model_cost(values: np.ndarray, bits: int, shift: int) -> tuple[float, np.ndarray]:
+    buckets = values >> shift
+    hist = np.bincount(buckets, minlength=1)
+    counts = _quantized_counts(hist)
+    p = counts / counts.sum()
+    used = hist > 0
+    data_bits = -np.sum(hist[used] * np.log2(p[used])) + values.size * shift
+    header_bits = 17 + _gamma_bits(counts)
+    return float(data_bits + header_bits), counts
+
+
+def fit_model(values: np.ndarray, bits: int, allow_shift: bool = True) -> StreamModel:
+    """The cheapest :class:`StreamModel` (header + data bits) for ``values`` in ``[0, 2**bits)``.
+
+    With ``allow_shift=False`` the model is an exact histogram (for :meth:`StreamEncoder.encode_symbols`).
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return StreamModel(bits, (1,))
+    best: tuple[float, int, np.ndarray] | None = None
+    for shift in range(max(0, bits - 12), bits + 1 if allow_shift else 1):
+        cost, counts = _model_cost(values, bits, shift)
+        if best is None or cost < best[0]:
+            best = (cost, shift, counts)
+    assert best is not None
+    _, shift, counts = best
+    # Trailing zero counts carry no information; drop them (values never reach those buckets).
+    last = int(np.nonzero(counts)[0][-1])
+    return StreamModel(shift, tuple(int(c) for c in counts[:last + 1]))
+
+
+class StreamEncoder:
+    """Appends streams to one range-coded word sequence."""
+
+    def __init__(self) -> None:
+        self._enc = constriction.stream.queue.RangeEncoder()
+
+    def encode_values(self, values: np.ndarray, model: StreamModel) -> None:
+        values = np.asarray(values, dtype=np.int64)
+        if values.size == 0:
+            return
+        if len(model.counts) > 1:  # a one-symbol alphabet carries no information (and constriction refuses it)
+            self._enc.encode((values >> model.shift).astype(np.int32), model.categorical())
+        if model.shift:
+            self.encode_raw(values & ((1 << model.shift) - 1), np.full(values.size, model.shift))
+
+    def encode_symbols(self, symbols: np.ndarray, model: StreamModel) -> None:
+        """Symbols already in the model's alphabet (no raw bits)."""
+        if len(symbols) and len(model.counts) > 1:
+            self._enc.encode(np.asarray(symbols, dtype=np.int32), model.categorical())
+
+    def encode_raw(self, values: np.ndarray, nbits: np.ndarray) -> None:
+        """``values[i]`` uniformly in ``nbits[i]`` bits (0 bits -> nothing coded)."""
+        values = np.asarray(values, dtype=np.int64)
+        nbits = np.asarray(nbits, dtype=np.int64)
+        for lo in range(0, int(nbits.max(initial=0)), _RAW_CHUNK_BITS):
+            width = np.clip(nbits - lo, 0, _RAW_CHUNK_BITS)
+            sel = width > 0
+            if not sel.any():
+                break
+            chunk = (values[sel] >> lo) & ((1 << width[sel]) - 1)
+            self._enc.encode(chunk.astype(np.int32), _UNIFORM, (1 << width[sel]).astype(np.int32))
+
+    def getvalue(self) -> bytes:
+        return self._enc.get_compressed().astype("<u4").tobytes()
+
+
+class StreamDecoder:
+    """Reads streams back in the order :class:`StreamEncoder` wrote them."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 4:
+            raise FormatError("range-coded payload is not a whole number of 32-bit words")
+        self._dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+    def decode_values(self, model: StreamModel, count: int) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, np.int64)
+        values = self.decode_symbols(model, count) << model.shift
+        if model.shift:
+            values |= self.decode_raw(np.full(count, model.shift))
+        return values
+
+    def decode_symbols(self, model: StreamModel, count: int) -> np.ndarray:
+        if count == 0 or len(model.counts) == 1:
+            return np.zeros(count, np.int64)
+        return self._call(model.categorical(), count).astype(np.int64)
+
+    def decode_raw(self, nbits: np.ndarray) -> np.ndarray:
+        nbits = np.asarray(nbits, dtype=np.int64)
+        out = np.zeros(nbits.size, np.int64)
+        for lo in range(0, int(nbits.max(initial=0)), _RAW_CHUNK_BITS):
+            width = np.clip(nbits - lo, 0, _RAW_CHUNK_BITS)
+            sel = width > 0
+            if not sel.any():
+                break
+            chunk = self._call(_UNIFORM, (1 << width[sel]).astype(np.int32))
+            out[sel] |= chunk.astype(np.int64) << lo
+        return out
+
+    def _call(self, model, arg) -> np.ndarray:
+        try:
+            return np.asarray(self._dec.decode(model, arg))
+        except Exception as exc:  # constriction reports corrupt streams with assorted exception types
+            raise FormatError(f"corrupt range-coded data: {exc}") from None
