@@ -1,0 +1,20 @@
+"""splatcodec: images as coloured anisotropic 2D Gaussians.
+
+    >>> import splatcodec
+    >>> splats = splatcodec.fit(image, num_gaussians=10000)      # encode's fitting step
+    >>> pixels = splatcodec.render(splats, width=1536)           # decode at any resolution
+"""
+from .errors import (FormatError, InvalidInputError, LimitExceededError, NativeExtensionError,
+                     SplatcodecError)
+from .fitting import FitOptions, FitResult, FitStats, fit, fit_batch
+from .metrics import psnr
+from .render import render, render_float
+from .splats import CUTOFF_SIGMA, Splats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CUTOFF_SIGMA", "FitOptions", "FitResult", "FitStats", "FormatError", "InvalidInputError",
+    "LimitExceededError", "NativeExtensionError", "Splats", "SplatcodecError", "fit", "fit_batch",
+    "psnr", "render", "render_float",
+]

@@ -1,0 +1,245 @@
+#include "fit_cpu.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "gaussian_math.h"
+#include "raster_cpu.h"
+
+namespace splat {
+
+namespace {
+
+constexpr float kAdamBeta1 = 0.9f;
+constexpr float kAdamBeta2 = 0.999f;
+constexpr float kAdamEps = 1e-8f;
+constexpr int kErrorBlock = 8;  // densification candidates: the worst pixel of each 8x8 block
+
+double psnr_from_sse(double sse, double count) {
+  const double mse = sse / count;
+  return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
+}
+
+// Parameters and Adam moments, kept packed side by side so pruning compacts all three together.
+struct State {
+  int stride;
+  std::vector<float> params, m, v, grad;
+  int64_t size() const { return int64_t(params.size()) / stride; }
+  void resize(int64_t n) {
+    params.resize(n * stride);
+    m.resize(n * stride, 0.0f);
+    v.resize(n * stride, 0.0f);
+    grad.resize(n * stride, 0.0f);
+  }
+};
+
+// Removes Gaussians with luma(|colour|) < threshold (and ones that touch no pixel); returns how many.
+int64_t prune(State& s, int channels, float threshold, int width, int height) {
+  const int stride = s.stride;
+  int64_t kept = 0;
+  for (int64_t i = 0; i < s.size(); ++i) {
+    const float* p = &s.params[i * stride];
+    const Prepared g = prepare_gaussian(p, width, height);
+    const bool visible = g.x0 <= g.x1 && g.y0 <= g.y1;
+    if (!visible || luma_of_abs(p + kGeometryFloats, channels) < threshold) continue;
+    if (kept != i) {
+      std::copy_n(&s.params[i * stride], stride, &s.params[kept * stride]);
+      std::copy_n(&s.m[i * stride], stride, &s.m[kept * stride]);
+      std::copy_n(&s.v[i * stride], stride, &s.v[kept * stride]);
+    }
+    ++kept;
+  }
+  const int64_t removed = s.size() - kept;
+  s.params.resize(kept * stride);
+  s.m.resize(kept * stride);
+  s.v.resize(kept * stride);
+  s.grad.resize(kept * stride);
+  return removed;
+}
+
+// Adds up to `count` Gaussians at the worst pixel of the 8x8 blocks with the largest squared error,
+// coloured with the residual there and small (sigma ~ 1 px), so they start by fixing that error.
+int64_t densify(State& s, int64_t count, const std::vector<float>& error_map, const float* target_planar,
+                const std::vector<float>& render_planar, int width, int height, int channels,
+                float min_chol) {
+  const int bx = (width + kErrorBlock - 1) / kErrorBlock, by = (height + kErrorBlock - 1) / kErrorBlock;
+  struct Candidate {
+    double block_error;
+    int pixel;
+  };
+  std::vector<Candidate> candidates(size_t(bx) * by);
+  for (int b = 0; b < bx * by; ++b) {
+    const int x0 = (b % bx) * kErrorBlock, y0 = (b / bx) * kErrorBlock;
+    double total = 0.0;
+    int worst = y0 * width + x0;
+    for (int y = y0; y < std::min(y0 + kErrorBlock, height); ++y)
+      for (int x = x0; x < std::min(x0 + kErrorBlock, width); ++x) {
+        const int pix = y * width + x;
+        total += error_map[pix];
+        if (error_map[pix] > error_map[worst]) worst = pix;
+      }
+    candidates[b] = Candidate{total, worst};
+  }
+  count = std::min<int64_t>(count, int64_t(candidates.size()));
+  if (count <= 0) return 0;
+  std::partial_sort(candidates.begin(), candidates.begin() + count, candidates.end(),
+                    [](const Candidate& a, const Candidate& b) {
+                      return a.block_error != b.block_error ? a.block_error > b.block_error : a.pixel < b.pixel;
+                    });
+  const int64_t plane = int64_t(width) * height;
+  const int64_t old = s.size();
+  s.resize(old + count);
+  const float sigma = std::max(1.0f, min_chol);
+  for (int64_t k = 0; k < count; ++k) {
+    const int pix = candidates[k].pixel;
+    float* p = &s.params[(old + k) * s.stride];
+    p[0] = pix % width + 0.5f;
+    p[1] = pix / width + 0.5f;
+    p[2] = sigma;
+    p[3] = 0.0f;
+    p[4] = sigma;
+    for (int c = 0; c < channels; ++c)
+      p[kGeometryFloats + c] = target_planar[c * plane + pix] - render_planar[c * plane + pix];
+  }
+  return count;
+}
+
+}  // namespace
+
+void check_fit_config(const FitConfig& c, int width, int height) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
+  const int64_t pixels = int64_t(width) * height;
+  if (c.num_gaussians < 1 || c.num_gaussians > pixels)
+    fail("num_gaussians must be between 1 and the pixel count " + std::to_string(pixels) + ", got " +
+         std::to_string(c.num_gaussians));
+  if (c.iterations < 0) fail("iterations must be >= 0");
+  auto positive = [&](float v, const char* name) {
+    if (!(v > 0.0f) || !std::isfinite(v)) fail(std::string(name) + " must be a positive finite number");
+  };
+  auto non_negative = [&](float v, const char* name) {
+    if (!(v >= 0.0f) || !std::isfinite(v)) fail(std::string(name) + " must be a finite number >= 0");
+  };
+  positive(c.lr_xy, "lr_xy");
+  positive(c.lr_chol, "lr_chol");
+  positive(c.lr_color, "lr_color");
+  positive(c.lr_final_ratio, "lr_final_ratio");
+  positive(c.init_scale, "init_scale");
+  positive(c.min_chol, "min_chol");
+  non_negative(c.l1_color, "l1_color");
+  non_negative(c.prune_threshold, "prune_threshold");
+  non_negative(c.adaptive_uniformity, "adaptive_uniformity");
+  if (!std::isfinite(c.target_psnr)) fail("target_psnr must be finite");
+  if (c.prune_every < 0) fail("prune_every must be >= 0");
+  if (!(c.prune_until >= 0.0f && c.prune_until <= 1.0f)) fail("prune_until must be in [0, 1]");
+}
+
+FitOutput fit_image(const float* image, int width, int height, int channels, const FitConfig& config,
+                    const float* init_params, int64_t init_num) {
+  check_raster_args(config.num_gaussians, channels, width, height);
+  check_fit_config(config, width, height);
+  const auto start = std::chrono::steady_clock::now();
+  const int stride = kGeometryFloats + channels;
+  const int64_t plane = int64_t(width) * height;
+  const double values = double(plane) * channels;
+  const int threads = resolve_threads(config.threads);
+
+  std::vector<float> target(plane * channels);  // planar copy: tiles read rows of one channel
+  for (int64_t p = 0; p < plane; ++p)
+    for (int c = 0; c < channels; ++c) target[c * plane + p] = image[p * channels + c];
+
+  State s{stride, {}, {}, {}, {}};
+  if (config.init == InitMode::kGiven) {
+    if (init_params == nullptr || init_num < 1) throw std::invalid_argument("init: no Gaussians given");
+    s.params.assign(init_params, init_params + init_num * stride);
+  } else {
+    s.params = initial_gaussians(image, width, height, channels, config);
+  }
+  s.resize(s.size());
+
+  FitOutput out;
+  out.stats.gaussians_initial = s.size();
+  CpuRasterizer raster;
+  std::vector<float> error_map(plane), render_hwc, render_planar;
+  const int trace_every = std::max(1, config.iterations / 50);
+  const float lr_base[3] = {config.lr_xy, config.lr_chol, config.lr_color};
+  const double decay = config.iterations > 1 ? std::log(config.lr_final_ratio) / (config.iterations - 1) : 0.0;
+  const int prune_last = int(config.prune_until * config.iterations);
+
+  int it = 0;
+  for (; it < config.iterations; ++it) {
+    const bool prune_now = config.prune_every > 0 && it > 0 && it % config.prune_every == 0 && it <= prune_last;
+    raster.bin(s.params.data(), s.size(), channels, width, height, threads);
+    const double sse = raster.mse_step(target.data(), s.grad.data(), prune_now ? error_map.data() : nullptr);
+    const double psnr = psnr_from_sse(sse, values);
+    if (it % trace_every == 0) {
+      out.stats.trace_iterations.push_back(it);
+      out.stats.trace_psnr.push_back(float(psnr));
+    }
+    if (config.target_psnr > 0.0f && psnr >= config.target_psnr) {
+      out.stats.reached_target = true;
+      break;
+    }
+
+    // Adam step with bias correction; learning rates decay exponentially over the run.
+    const float lr_scale = float(std::exp(decay * it));
+    const float bc1 = 1.0f - std::pow(kAdamBeta1, float(it + 1));
+    const float bc2 = 1.0f - std::pow(kAdamBeta2, float(it + 1));
+    const float l1 = config.l1_color;
+    const int64_t n = s.size();
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; ++i) {
+      float* p = &s.params[i * stride];
+      float* g = &s.grad[i * stride];
+      float* m = &s.m[i * stride];
+      float* v = &s.v[i * stride];
+      for (int j = 0; j < stride; ++j) {
+        float gj = g[j];
+        if (j >= kGeometryFloats && l1 > 0.0f) gj += l1 * (p[j] > 0.0f ? 1.0f : (p[j] < 0.0f ? -1.0f : 0.0f));
+        if (!std::isfinite(gj)) gj = 0.0f;
+        m[j] = kAdamBeta1 * m[j] + (1.0f - kAdamBeta1) * gj;
+        v[j] = kAdamBeta2 * v[j] + (1.0f - kAdamBeta2) * gj * gj;
+        const int group = j < 2 ? 0 : (j < kGeometryFloats ? 1 : 2);
+        const float lr = lr_base[group] * lr_scale;
+        p[j] -= lr * (m[j] / bc1) / (std::sqrt(v[j] / bc2) + kAdamEps);
+      }
+      // Projection: positive, non-vanishing diagonal of L; centres stay near the image.
+      p[2] = std::max(p[2], config.min_chol);
+      p[4] = std::max(p[4], config.min_chol);
+      p[0] = std::clamp(p[0], -0.5f * width, 1.5f * width);
+      p[1] = std::clamp(p[1], -0.5f * height, 1.5f * height);
+    }
+
+    if (prune_now) {
+      out.stats.gaussians_pruned += prune(s, channels, config.prune_threshold, width, height);
+      if (config.densify && s.size() < config.num_gaussians) {
+        // The error map is of the parameters before this step's update; it is only a guide.
+        render_hwc.resize(plane * channels);
+        render_planar.resize(plane * channels);
+        raster.bin(s.params.data(), s.size(), channels, width, height, threads);
+        raster.forward(render_hwc.data());
+        for (int64_t p = 0; p < plane; ++p)
+          for (int c = 0; c < channels; ++c) render_planar[c * plane + p] = render_hwc[p * channels + c];
+        out.stats.gaussians_added += densify(s, config.num_gaussians - s.size(), error_map, target.data(),
+                                             render_planar, width, height, channels, config.min_chol);
+      }
+    }
+  }
+
+  // Final quality of the returned parameters.
+  raster.bin(s.params.data(), s.size(), channels, width, height, threads);
+  const double sse = raster.mse_step(target.data(), s.grad.data(), nullptr);
+  out.stats.final_psnr = psnr_from_sse(sse, values);
+  out.stats.iterations = it;
+  out.stats.gaussians_final = s.size();
+  out.num = s.size();
+  out.params = std::move(s.params);
+  out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+}  // namespace splat

@@ -1,0 +1,143 @@
+// Per-Gaussian and per-pixel math of the 2DGS model, shared by the C++ (CPU) and CUDA kernels so the
+// CPU tests also cover the GPU arithmetic.
+//
+// Model: I(p) = sum_i c_i * exp(-q_i(p) / 2),  q = (p - mu)^T (L L^T)^-1 (p - mu),
+//        L = [[l11, 0], [l21, l22]],  pixel centres at integer + 0.5,  q > kCutoffQ contributes 0.
+// With z = L^-1 (p - mu):  z1 = dx / l11,  z2 = (dy - l21 z1) / l22,  q = z1^2 + z2^2.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define SPLAT_HD __host__ __device__ __forceinline__
+#else
+#define SPLAT_HD inline
+#endif
+
+namespace splat {
+
+constexpr int kTileSize = 16;
+constexpr int kTilePixels = kTileSize * kTileSize;
+constexpr int kMaxChannels = 3;
+constexpr int kGeometryFloats = 5;               // x, y, l11, l21, l22
+constexpr float kCutoffSigma = 3.0f;             // also splatcodec.splats.CUTOFF_SIGMA
+constexpr float kCutoffQ = kCutoffSigma * kCutoffSigma;
+constexpr float kMinCholDiag = 1e-6f;            // |l11| or |l22| below this: degenerate, skipped
+constexpr float kMaxCoordinate = 1e7f;           // centres/extents beyond this: treated as degenerate
+
+// exp(x) for x in [-kCutoffQ/2 - 1, 0]: 2^(x log2 e) split into integer and fraction, degree-5 minimax-style
+// polynomial for 2^f (max relative error ~1e-7, float rounding level). Branch-free, so it vectorises on the
+// CPU, and it is the same code on the GPU, so both backends agree to rounding.
+SPLAT_HD float exp_neg_bounded(float x) {
+  x = x < -6.0f ? -6.0f : x;
+  const float t = x * 1.44269504088896341f;      // log2(e)
+  // floor(t) for t in [-9, 0] by truncating t + 16: float-to-int truncation vectorises on every x86-64
+  // (floorf needs SSE4.1), and t + 16 > 0 makes truncation equal floor.
+  const int32_t n = static_cast<int32_t>(t + 16.0f) - 16;
+  const float f = t - static_cast<float>(n);     // in [0, 1) up to rounding
+  float p = 1.8670309884587645e-3f;
+  p = p * f + 9.017238410825553e-3f;
+  p = p * f + 5.5799767077003286e-2f;
+  p = p * f + 2.4016448867009993e-1f;
+  p = p * f + 6.931513088958443e-1f;
+  p = p * f + 1.0f;
+  // Scale by 2^n through the exponent bits (n in [-9, 0], so no overflow or denormals).
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(__float_as_int(p) + n * (1 << 23));
+#else
+  int32_t bits;
+  std::memcpy(&bits, &p, sizeof bits);
+  bits += n * (1 << 23);
+  std::memcpy(&p, &bits, sizeof p);
+  return p;
+#endif
+}
+
+// A Gaussian prepared for rasterisation: centre, the entries of L^-1 and its pixel bounding box.
+struct Prepared {
+  float mx, my;      // centre
+  float inv_l11;     // 1 / l11
+  float l21;         // l21
+  float inv_l22;     // 1 / l22
+  int x0, x1, y0, y1;  // inclusive pixel range touched (x0 > x1: touches nothing)
+};
+
+SPLAT_HD bool finite_f(float v) { return v == v && v - v == 0.0f; }  // false for NaN and +-Inf
+
+// Prepares one Gaussian from its packed geometry [x, y, l11, l21, l22]. Degenerate or non-finite
+// Gaussians and those entirely outside the width x height image get an empty box.
+SPLAT_HD Prepared prepare_gaussian(const float* g, int width, int height) {
+  Prepared p;
+  p.mx = g[0];
+  p.my = g[1];
+  p.x0 = 0; p.x1 = -1; p.y0 = 0; p.y1 = -1;
+  p.inv_l11 = 0.0f; p.l21 = 0.0f; p.inv_l22 = 0.0f;
+  const float l11 = g[2], l21 = g[3], l22 = g[4];
+  if (!(finite_f(p.mx) && finite_f(p.my) && finite_f(l11) && finite_f(l21) && finite_f(l22))) return p;
+  if (fabsf(l11) < kMinCholDiag || fabsf(l22) < kMinCholDiag) return p;
+  // Exact half-extents of the ellipse q <= kCutoffQ: kCutoffSigma * sqrt(Sigma_xx), sqrt(Sigma_yy).
+  const float ex = kCutoffSigma * fabsf(l11);
+  const float ey = kCutoffSigma * sqrtf(l21 * l21 + l22 * l22);
+  if (!(fabsf(p.mx) < kMaxCoordinate && fabsf(p.my) < kMaxCoordinate && ex < kMaxCoordinate &&
+        ey < kMaxCoordinate))
+    return p;
+  p.inv_l11 = 1.0f / l11;
+  p.l21 = l21;
+  p.inv_l22 = 1.0f / l22;
+  // Pixel j is inside when its centre j + 0.5 lies within [m - e, m + e].
+  const float fx0 = ceilf(p.mx - ex - 0.5f), fx1 = floorf(p.mx + ex - 0.5f);
+  const float fy0 = ceilf(p.my - ey - 0.5f), fy1 = floorf(p.my + ey - 0.5f);
+  if (fx1 < 0.0f || fy1 < 0.0f || fx0 > width - 1.0f || fy0 > height - 1.0f) return p;
+  p.x0 = fx0 < 0.0f ? 0 : static_cast<int>(fx0);
+  p.y0 = fy0 < 0.0f ? 0 : static_cast<int>(fy0);
+  p.x1 = fx1 > width - 1.0f ? width - 1 : static_cast<int>(fx1);
+  p.y1 = fy1 > height - 1.0f ? height - 1 : static_cast<int>(fy1);
+  return p;
+}
+
+// Mahalanobis terms of pixel (px, py) (pixel centre coordinates).
+struct Mahalanobis {
+  float z1, z2, q;
+};
+
+SPLAT_HD Mahalanobis mahalanobis(const Prepared& g, float px, float py) {
+  Mahalanobis m;
+  m.z1 = (px - g.mx) * g.inv_l11;
+  m.z2 = ((py - g.my) - g.l21 * m.z1) * g.inv_l22;
+  m.q = m.z1 * m.z1 + m.z2 * m.z2;
+  return m;
+}
+
+// Weight of a pixel with Mahalanobis q: exp(-q/2) inside the cutoff, 0 outside.
+SPLAT_HD float gaussian_weight(float q) {
+  const float w = exp_neg_bounded(-0.5f * q);
+  return q <= kCutoffQ ? w : 0.0f;
+}
+
+// Per-Gaussian sums accumulated over the pixels of its footprint in the backward pass. With
+// gq = dLoss/dq = -w/2 * sum_k g_k c_k at a pixel, and e = gq (z1 - l21 z2 / l22):
+//   dL/dx = -2 S_x / l11,   dL/dl11 = -2 S_11 / l11,   S_x = sum e,  S_11 = sum e z1
+//   dL/dy = -2 S_y / l22,   dL/dl21 = -2 S_21 / l22,   dL/dl22 = -2 S_22 / l22,
+//   S_y = sum gq z2,  S_21 = sum gq z2 z1,  S_22 = sum gq z2^2;   dL/dc_k = sum g_k w.
+struct GradSums {
+  float sx, s11, sy, s21, s22;
+};
+
+// Turns the sums into gradients of the 5 geometry parameters [x, y, l11, l21, l22].
+SPLAT_HD void geometry_gradient(const Prepared& g, const GradSums& s, float* out) {
+  out[0] = -2.0f * s.sx * g.inv_l11;
+  out[1] = -2.0f * s.sy * g.inv_l22;
+  out[2] = -2.0f * s.s11 * g.inv_l11;
+  out[3] = -2.0f * s.s21 * g.inv_l22;
+  out[4] = -2.0f * s.s22 * g.inv_l22;
+}
+
+// BT.709 luma of |colour|, the pruning score (grayscale: |c|).
+SPLAT_HD float luma_of_abs(const float* c, int channels) {
+  if (channels == 1) return fabsf(c[0]);
+  return 0.2126f * fabsf(c[0]) + 0.7152f * fabsf(c[1]) + 0.0722f * fabsf(c[2]);
+}
+
+}  // namespace splat

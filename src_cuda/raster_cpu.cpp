@@ -1,0 +1,263 @@
+#include "raster_cpu.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace splat {
+
+namespace {
+
+// Largest image side and pixel count the native core accepts; the Python layer applies its own,
+// usually smaller, configurable limits before getting here.
+constexpr int64_t kMaxSide = 1 << 16;
+constexpr int64_t kMaxPixels = int64_t(1) << 31;
+constexpr int64_t kMaxGaussians = int64_t(1) << 28;
+
+inline TileRect tile_rect(int tile, int tiles_x, int width, int height) {
+  TileRect r;
+  r.x0 = (tile % tiles_x) * kTileSize;
+  r.y0 = (tile / tiles_x) * kTileSize;
+  r.w = std::min(kTileSize, width - r.x0);
+  r.h = std::min(kTileSize, height - r.y0);
+  return r;
+}
+
+}  // namespace
+
+void check_raster_args(int64_t num_gaussians, int channels, int64_t width, int64_t height) {
+  if (channels != 1 && channels != 3)
+    throw std::invalid_argument("channels must be 1 or 3, got " + std::to_string(channels));
+  if (width <= 0 || height <= 0 || width > kMaxSide || height > kMaxSide || width * height > kMaxPixels)
+    throw std::invalid_argument("image size " + std::to_string(width) + "x" + std::to_string(height) +
+                                " is outside 1.." + std::to_string(kMaxSide) + " per side");
+  if (num_gaussians < 0 || num_gaussians > kMaxGaussians)
+    throw std::invalid_argument("Gaussian count " + std::to_string(num_gaussians) + " is out of range");
+}
+
+int resolve_threads(int requested) {
+  return requested > 0 ? requested : std::max(1, omp_get_max_threads());
+}
+
+void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width, int height,
+                        int threads) {
+  check_raster_args(n, channels, width, height);
+  params_ = params;
+  n_ = n;
+  channels_ = channels;
+  width_ = width;
+  height_ = height;
+  threads_ = resolve_threads(threads);
+  tiles_x_ = (width + kTileSize - 1) / kTileSize;
+  tiles_y_ = (height + kTileSize - 1) / kTileSize;
+  const int num_tiles = tiles_x_ * tiles_y_;
+  const int stride = kGeometryFloats + channels;
+
+  prepared_.resize(n);
+  gauss_offsets_.resize(n + 1);
+#pragma omp parallel for schedule(static) num_threads(threads_)
+  for (int64_t i = 0; i < n; ++i) {
+    prepared_[i] = prepare_gaussian(params + i * stride, width, height);
+    const Prepared& p = prepared_[i];
+    int64_t tiles = 0;
+    if (p.x0 <= p.x1 && p.y0 <= p.y1)
+      tiles = int64_t(p.x1 / kTileSize - p.x0 / kTileSize + 1) * (p.y1 / kTileSize - p.y0 / kTileSize + 1);
+    gauss_offsets_[i + 1] = tiles;
+  }
+  gauss_offsets_[0] = 0;
+  for (int64_t i = 0; i < n; ++i) gauss_offsets_[i + 1] += gauss_offsets_[i];
+  const int64_t entries = gauss_offsets_[n];
+
+  // Count, then fill, each tile's list in Gaussian order: every Gaussian that touches a tile is listed,
+  // and the buffers are exactly as large as what they hold.
+  tile_offsets_.assign(num_tiles + 1, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const Prepared& p = prepared_[i];
+    if (gauss_offsets_[i + 1] == gauss_offsets_[i]) continue;
+    for (int ty = p.y0 / kTileSize; ty <= p.y1 / kTileSize; ++ty)
+      for (int tx = p.x0 / kTileSize; tx <= p.x1 / kTileSize; ++tx) ++tile_offsets_[ty * tiles_x_ + tx + 1];
+  }
+  for (int t = 0; t < num_tiles; ++t) tile_offsets_[t + 1] += tile_offsets_[t];
+  tile_cursor_.assign(tile_offsets_.begin(), tile_offsets_.end() - 1);
+  entry_gaussian_.resize(entries);
+  tile_entries_.resize(entries);
+  for (int64_t i = 0; i < n; ++i) {
+    const Prepared& p = prepared_[i];
+    int64_t e = gauss_offsets_[i];
+    if (gauss_offsets_[i + 1] == e) continue;
+    for (int ty = p.y0 / kTileSize; ty <= p.y1 / kTileSize; ++ty)
+      for (int tx = p.x0 / kTileSize; tx <= p.x1 / kTileSize; ++tx, ++e) {
+        entry_gaussian_[e] = static_cast<int32_t>(i);
+        tile_entries_[tile_cursor_[ty * tiles_x_ + tx]++] = e;
+      }
+  }
+}
+
+template <int C>
+void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels]) const {
+  const int stride = kGeometryFloats + C;
+  for (int64_t k = tile_offsets_[t]; k < tile_offsets_[t + 1]; ++k) {
+    const int32_t gi = entry_gaussian_[tile_entries_[k]];
+    const Prepared& g = prepared_[gi];
+    const float* color = params_ + int64_t(gi) * stride + kGeometryFloats;
+    const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
+    for (int y = y0; y <= y1; ++y) {
+      const float py = tr.y0 + y + 0.5f;
+      float* row[C];
+      for (int c = 0; c < C; ++c) row[c] = acc[c] + y * kTileSize;
+      // Whole tile rows: a fixed trip count vectorises fully, and the cutoff zeroes pixels outside
+      // the Gaussian's box (pixels past the image edge are never written out).
+#pragma omp simd
+      for (int x = 0; x < kTileSize; ++x) {
+        const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
+        const float w = gaussian_weight(m.q);
+        for (int c = 0; c < C; ++c) row[c][x] += color[c] * w;
+      }
+    }
+  }
+}
+
+void CpuRasterizer::forward(float* out) const {
+  if (channels_ == 1)
+    forward_impl<1>(out);
+  else
+    forward_impl<3>(out);
+}
+
+template <int C>
+void CpuRasterizer::forward_impl(float* out) const {
+  const int num_tiles = tiles_x_ * tiles_y_;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads_)
+  for (int t = 0; t < num_tiles; ++t) {
+    const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
+    alignas(64) float acc[C][kTilePixels] = {};
+    render_tile<C>(t, tr, acc);
+    for (int y = 0; y < tr.h; ++y)
+      for (int x = 0; x < tr.w; ++x)
+        for (int c = 0; c < C; ++c)
+          out[(int64_t(tr.y0 + y) * width_ + tr.x0 + x) * C + c] = acc[c][y * kTileSize + x];
+  }
+}
+
+void CpuRasterizer::backward(const float* grad_image, float* grad_params) {
+  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
+  if (channels_ == 1)
+    backward_impl<1, false>(grad_image, nullptr, nullptr, 1.0f);
+  else
+    backward_impl<3, false>(grad_image, nullptr, nullptr, 1.0f);
+  reduce_entry_grads(grad_params);
+}
+
+double CpuRasterizer::mse_step(const float* target_planar, float* grad_params, float* error_map) {
+  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
+  tile_loss_.assign(tiles_x_ * tiles_y_, 0.0);
+  const float scale = 2.0f / (float(width_) * float(height_) * float(channels_));
+  if (channels_ == 1)
+    backward_impl<1, true>(nullptr, target_planar, error_map, scale);
+  else
+    backward_impl<3, true>(nullptr, target_planar, error_map, scale);
+  reduce_entry_grads(grad_params);
+  double sse = 0.0;
+  for (double v : tile_loss_) sse += v;
+  return sse;
+}
+
+// Backward pass per tile. With kFused, the tile is first rendered and compared with the target, and
+// the gradient image is grad_scale * (render - target); otherwise it is read from grad_image (HWC).
+template <int C, bool kFused>
+void CpuRasterizer::backward_impl(const float* grad_image, const float* target_planar,
+                                  float* error_map, float grad_scale) {
+  const int num_tiles = tiles_x_ * tiles_y_;
+  const int stride = kGeometryFloats + C;
+  const int64_t plane = int64_t(width_) * height_;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads_)
+  for (int t = 0; t < num_tiles; ++t) {
+    const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
+    const int64_t begin = tile_offsets_[t], end = tile_offsets_[t + 1];
+    alignas(64) float grad[C][kTilePixels] = {};
+    if constexpr (kFused) {
+      alignas(64) float acc[C][kTilePixels] = {};
+      render_tile<C>(t, tr, acc);
+      double sse = 0.0;
+      for (int y = 0; y < tr.h; ++y) {
+        const int64_t pix = int64_t(tr.y0 + y) * width_ + tr.x0;
+        for (int x = 0; x < tr.w; ++x) {
+          float e2 = 0.0f;
+          for (int c = 0; c < C; ++c) {
+            const float r = acc[c][y * kTileSize + x] - target_planar[c * plane + pix + x];
+            e2 += r * r;
+            grad[c][y * kTileSize + x] = grad_scale * r;
+          }
+          sse += e2;
+          if (error_map) error_map[pix + x] = e2;
+        }
+      }
+      tile_loss_[t] = sse;
+    } else {
+      for (int y = 0; y < tr.h; ++y)
+        for (int x = 0; x < tr.w; ++x)
+          for (int c = 0; c < C; ++c)
+            grad[c][y * kTileSize + x] = grad_image[(int64_t(tr.y0 + y) * width_ + tr.x0 + x) * C + c];
+    }
+
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t e = tile_entries_[k];
+      const int32_t gi = entry_gaussian_[e];
+      const Prepared& g = prepared_[gi];
+      const float* color = params_ + int64_t(gi) * stride + kGeometryFloats;
+      const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
+      const float ratio = g.l21 * g.inv_l22;
+      // Per-lane partial sums over the rows, reduced across lanes once per Gaussian: a horizontal
+      // reduction per row would cost more than the row itself with wide vectors.
+      constexpr int kSums = 5 + C;  // S_x, S_11, S_y, S_21, S_22, then dL/dc_k
+      alignas(64) float lanes[kSums][kTileSize] = {};
+      for (int y = y0; y <= y1; ++y) {
+        const float py = tr.y0 + y + 0.5f;
+        const float* grow[C];
+        for (int c = 0; c < C; ++c) grow[c] = grad[c] + y * kTileSize;
+#pragma omp simd
+        for (int x = 0; x < kTileSize; ++x) {  // whole rows, as in render_tile
+          const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
+          const float w = gaussian_weight(m.q);
+          float dot = 0.0f;
+          for (int c = 0; c < C; ++c) {
+            dot += grow[c][x] * color[c];
+            lanes[5 + c][x] += grow[c][x] * w;
+          }
+          const float gq = -0.5f * w * dot;
+          const float e1 = gq * (m.z1 - ratio * m.z2);
+          const float gz2 = gq * m.z2;
+          lanes[0][x] += e1;
+          lanes[1][x] += e1 * m.z1;
+          lanes[2][x] += gz2;
+          lanes[3][x] += gz2 * m.z1;
+          lanes[4][x] += gz2 * m.z2;
+        }
+      }
+      float sums[kSums];
+      for (int j = 0; j < kSums; ++j) {
+        float total = 0.0f;
+        for (int x = 0; x < kTileSize; ++x) total += lanes[j][x];
+        sums[j] = total;
+      }
+      float* out = entry_grads_.data() + e * stride;
+      geometry_gradient(g, GradSums{sums[0], sums[1], sums[2], sums[3], sums[4]}, out);
+      for (int c = 0; c < C; ++c) out[kGeometryFloats + c] = sums[5 + c];
+    }
+  }
+}
+
+void CpuRasterizer::reduce_entry_grads(float* grad_params) const {
+  const int stride = kGeometryFloats + channels_;
+#pragma omp parallel for schedule(static) num_threads(threads_)
+  for (int64_t i = 0; i < n_; ++i) {
+    float* out = grad_params + i * stride;
+    for (int j = 0; j < stride; ++j) out[j] = 0.0f;
+    for (int64_t e = gauss_offsets_[i]; e < gauss_offsets_[i + 1]; ++e)
+      for (int j = 0; j < stride; ++j) out[j] += entry_grads_[e * stride + j];
+  }
+}
+
+}  // namespace splat

@@ -1,0 +1,74 @@
+// Tile-based CPU rasteriser of the 2DGS model: binning, forward render, backward pass, and the fused
+// forward + MSE + backward step the fitter runs each iteration.
+//
+// Determinism: every tile sums its Gaussians in index order, every Gaussian sums its per-tile gradient
+// pieces in tile order, and the loss is summed in tile order, so results do not depend on the thread
+// count or the scheduling.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gaussian_math.h"
+
+namespace splat {
+
+// Validates raster arguments; throws std::invalid_argument with a readable message.
+void check_raster_args(int64_t num_gaussians, int channels, int64_t width, int64_t height);
+
+// Threads to use: `requested` if positive, else all OpenMP threads.
+int resolve_threads(int requested);
+
+// A tile's origin in pixels and its extent clipped to the image.
+struct TileRect {
+  int x0, y0;
+  int w, h;
+};
+
+class CpuRasterizer {
+ public:
+  // Prepares and bins `n` packed Gaussians (rows of 5 + channels floats) for a width x height image.
+  // Buffers are kept between calls, so a fitting loop allocates only when the entry count grows.
+  void bin(const float* params, int64_t n, int channels, int width, int height, int threads);
+
+  // Renders the binned Gaussians into `out` (height x width x channels, interleaved).
+  void forward(float* out) const;
+
+  // Gradient of sum(grad_image * render) w.r.t. every packed parameter, into grad_params (n x (5+C)).
+  void backward(const float* grad_image, float* grad_params);
+
+  // One fitting step for loss = mean((render - target)^2) over pixels and channels. `target_planar` is
+  // channels x height x width. Writes dLoss/dparams into grad_params and returns the sum of squared
+  // errors. If `error_map` is given (height x width), it receives the per-pixel squared error.
+  double mse_step(const float* target_planar, float* grad_params, float* error_map);
+
+  int64_t num_entries() const { return static_cast<int64_t>(entry_gaussian_.size()); }
+  int tiles_x() const { return tiles_x_; }
+  int tiles_y() const { return tiles_y_; }
+
+ private:
+  template <int C>
+  void forward_impl(float* out) const;
+  // Adds tile t's Gaussians into acc (C planes of kTilePixels, row stride kTileSize).
+  template <int C>
+  void render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels]) const;
+  template <int C, bool kFused>
+  void backward_impl(const float* grad_image, const float* target_planar, float* error_map,
+                     float grad_scale);
+  void reduce_entry_grads(float* grad_params) const;
+
+  const float* params_ = nullptr;
+  int64_t n_ = 0;
+  int channels_ = 0, width_ = 0, height_ = 0, threads_ = 1;
+  int tiles_x_ = 0, tiles_y_ = 0;
+  std::vector<Prepared> prepared_;
+  std::vector<int64_t> gauss_offsets_;   // n + 1: entries of Gaussian i are [off[i], off[i+1])
+  std::vector<int32_t> entry_gaussian_;  // Gaussian of each entry
+  std::vector<int64_t> tile_offsets_;    // tiles + 1: tile t lists tile_entries_[off[t] .. off[t+1])
+  std::vector<int64_t> tile_cursor_;
+  std::vector<int64_t> tile_entries_;    // entry ids, grouped by tile, in Gaussian order
+  std::vector<float> entry_grads_;       // (5 + C) per entry
+  std::vector<double> tile_loss_;
+};
+
+}  // namespace splat
