@@ -103,9 +103,45 @@ def gradient_scale(params: np.ndarray, width: int, height: int, grad_image: np.n
 
     This is the sum of absolute values of the terms a gradient entry adds up, i.e. the natural scale of
     the rounding error of any float32 implementation (a gradient that cancels to ~0 still accumulates
-    rounding noise proportional to this). Computed with forward-mode AD, one tangent per column: every
-    parameter only affects its own Gaussian's term, so one jvp yields all N per-term derivatives.
+    rounding noise proportional to this). Uses the closed-form partials of z = L^-1 d (cheap; checked
+    against forward-mode autograd in test_reference.py, see :func:`gradient_scale_autograd`)::
+
+        dw/dtheta = -w (z1 dz1/dtheta + z2 dz2/dtheta)
+        dz1/dx = -1/l11, dz2/dx = l21/(l11 l22), dz2/dy = -1/l22, dz1/dl11 = -z1/l11,
+        dz2/dl11 = l21 z1/(l11 l22), dz2/dl21 = -z1/l22, dz2/dl22 = -z2/l22.
     """
+    with torch.no_grad():
+        p = _as_params(params)
+        n, channels = p.shape[0], p.shape[1] - GEOMETRY
+        out = torch.zeros_like(p)
+        if n == 0:
+            return out.numpy()
+        ok = valid_mask(p)
+        safe = torch.where(ok[:, None], p, torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0] + [0.0] * channels,
+                                                        dtype=torch.float64))
+        x, y, l11, l21, l22 = (safe[:, k, None, None] for k in range(GEOMETRY))
+        xs, ys = pixel_centres(width, height)
+        z1 = (xs[None] - x) / l11
+        z2 = (ys[None] - y - l21 * z1) / l22
+        q = z1 * z1 + z2 * z2
+        w = torch.where((q <= CUTOFF_Q) & ok[:, None, None], torch.exp(-0.5 * q), torch.zeros_like(q))
+        g = torch.from_numpy(np.asarray(grad_image, np.float64)).abs()      # (H, W, C)
+        gc = torch.einsum("hwc,nc->nhw", g, safe[:, GEOMETRY:].abs())      # sum_c |g_c| |c_ic|
+        partials = [(-1.0 / l11, l21 / (l11 * l22)),                      # x
+                    (torch.zeros_like(z1), -1.0 / l22),                   # y
+                    (-z1 / l11, l21 * z1 / (l11 * l22)),                  # l11
+                    (torch.zeros_like(z1), -z1 / l22),                    # l21
+                    (torch.zeros_like(z1), -z2 / l22)]                    # l22
+        for k, (dz1, dz2) in enumerate(partials):
+            out[:, k] = (gc * (w * (z1 * dz1 + z2 * dz2)).abs()).sum(dim=(1, 2))
+        out[:, GEOMETRY:] = torch.einsum("nhw,hwc->nc", w, g)
+        return out.numpy()
+
+
+def gradient_scale_autograd(params: np.ndarray, width: int, height: int,
+                            grad_image: np.ndarray) -> np.ndarray:
+    """Slow twin of :func:`gradient_scale` by forward-mode AD, one tangent per column: every parameter
+    only affects its own Gaussian's term, so one jvp yields all N per-term derivatives."""
     p = _as_params(params).detach()
     g = torch.from_numpy(np.asarray(grad_image, np.float64)).abs()
     out = torch.zeros_like(p)

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 try:
-    from reference import (CUTOFF_Q, cutoff_ambiguity, gradient_scale, random_gaussians,
-                           redraw_ambiguous, render_backward_reference, render_reference,
-                           render_reference_numpy)
+    from reference import (CUTOFF_Q, cutoff_ambiguity, gradient_scale, gradient_scale_autograd,
+                           random_gaussians, redraw_ambiguous, render_backward_reference,
+                           render_reference, render_reference_numpy)
 except ImportError:  # tests/ imported as a package
-    from tests.reference import (CUTOFF_Q, cutoff_ambiguity, gradient_scale, random_gaussians,
-                                 redraw_ambiguous, render_backward_reference, render_reference,
-                                 render_reference_numpy)
+    from tests.reference import (CUTOFF_Q, cutoff_ambiguity, gradient_scale, gradient_scale_autograd,
+                                 random_gaussians, redraw_ambiguous, render_backward_reference,
+                                 render_reference, render_reference_numpy)
 
 
 def iso(x: float, y: float, sigma: float, *colour: float) -> list[float]:
@@ -162,3 +162,16 @@ def test_backward_matches_central_differences_and_is_bounded_by_scale() -> None:
     scale = gradient_scale(params, width, height, g)
     assert np.all(np.abs(grad) <= scale * (1 + 1e-12))
     assert np.all(scale[np.any(grad != 0, axis=1)] > 0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_closed_form_gradient_scale_matches_forward_mode_autograd(channels: int) -> None:
+    rng = np.random.default_rng(17 + channels)
+    params = random_gaussians(rng, 25, 21, 14, channels)
+    params[3, 2] = 0.0        # degenerate rows count for nothing
+    params[4, 0] = np.nan
+    g = rng.normal(size=(14, 21, channels))
+    fast = gradient_scale(params, 21, 14, g)
+    np.testing.assert_allclose(fast, gradient_scale_autograd(params, 21, 14, g), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(fast[3:5], 0.0)
+    assert np.count_nonzero(fast) > 0.5 * fast.size
