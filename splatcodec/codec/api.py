@@ -228,20 +228,25 @@ _BITS_PER_GAUSSIAN_GUESS = 40.0
 def _search_bpp(attempt: Callable, target: float, pixels: int, effort: int):
     budget = target * pixels
     n = max(16, int(budget / _BITS_PER_GAUSSIAN_GUESS))
-    best = None  # closest not above the target
-    fallback = None
+    best = None  # the largest file within the tolerance above the target
+    fallback = None  # the file closest to the target
     for _ in range(2 + effort // 2):
         res = attempt(n)
         size_bits = 8.0 * len(res[0])
-        if size_bits <= budget * (1 + BPP_TOLERANCE) and (best is None or len(res[0]) > len(best[0][0])):
-            best = (res, size_bits)
+        if size_bits <= budget * (1 + BPP_TOLERANCE) and (best is None or len(res[0]) > len(best[0])):
+            best = res
         if fallback is None or abs(size_bits - budget) < abs(8.0 * len(fallback[0]) - budget):
             fallback = res
         if abs(size_bits - budget) <= BPP_TOLERANCE * budget:
             return res
-        # Coded size is close to proportional to N at fixed bit depths; the fixed overhead is small.
-        n = max(16, int(round(n * budget / size_bits * (0.98 if size_bits > budget else 1.0))))
-    return best[0] if best is not None else fallback
+        # Size = fixed overhead (header, models) + N * bits per Gaussian; solve for N.
+        overhead = res[2].get("header+models", 0.0)
+        per_gaussian = max(size_bits - overhead, 1.0) / res[3]
+        n_next = max(16, int((budget * (1 - BPP_TOLERANCE / 2) - overhead) / per_gaussian))
+        if n_next == n:
+            break
+        n = n_next
+    return best if best is not None else fallback
 
 
 def _search_psnr(attempt: Callable, target: float, pixels: int, effort: int):

@@ -1,0 +1,259 @@
+"""The ``splatcodec`` command: encode images to ``.gsplat``, decode them, and describe them.
+
+User mistakes (missing files, unreadable images, corrupt ``.gsplat`` data, bad option values) end
+with one ``splatcodec: error: ...`` line on stderr and a non-zero exit status, never a traceback:
+1 for errors while working, 2 for bad usage.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import click
+
+from .errors import SplatcodecError
+
+#: File extensions a directory input contributes (case-insensitive).
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm",
+                    ".tga"}
+SUFFIX = ".gsplat"
+
+
+class _Group(click.Group):
+    """A click group whose errors are one line on stderr (no usage dump, no traceback)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "splatcodec", standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `splatcodec`: show the help
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            _fail(exc.format_message(), 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code or 1)
+        except click.Abort:
+            _fail("aborted", 1)
+        except SplatcodecError as exc:
+            _fail(str(exc), 1)
+        except (OSError, MemoryError) as exc:
+            _fail(_os_message(exc), 1)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        sys.exit(0)
+
+
+def _os_message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"splatcodec: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="splatcodec", message="%(prog)s %(version)s")
+def main() -> None:
+    """Compress images as coloured 2D Gaussians (.gsplat files)."""
+
+
+# ---------------------------------------------------------------------------------------- encode
+def _expand_inputs(inputs: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for item in inputs:
+        if item != "-" and os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise click.UsageError(f"directory {item} holds no images")
+            out.extend(found)
+        elif item != "-" and not os.path.exists(item):
+            raise SplatcodecError(f"{item}: no such file")
+        else:
+            out.append(item)
+    return out
+
+
+def _plan(inputs: list[str], output: str | None, suffix: str) -> list[tuple[str, str]]:
+    """(input, output) pairs: one input -> -o file (or beside it), several -> -o directory (or beside each)."""
+    if len(inputs) == 1:
+        src = inputs[0]
+        if output is None:
+            if src == "-":
+                raise click.UsageError("reading from stdin needs -o (a file or - for stdout)")
+            output = str(Path(src).with_suffix(suffix))
+        elif output != "-" and os.path.isdir(output):
+            output = os.path.join(output, Path("stdin" if src == "-" else src).with_suffix(suffix).name)
+        return [(src, output)]
+    if "-" in inputs:
+        raise click.UsageError("stdin (-) can only be used as the only input")
+    if output == "-":
+        raise click.UsageError("several inputs cannot all go to stdout")
+    if output is not None and not os.path.isdir(output):
+        raise click.UsageError(f"with several inputs, -o must be an existing directory: {output}")
+    pairs = []
+    for src in inputs:
+        dst = Path(src).with_suffix(suffix)
+        pairs.append((src, str(Path(output) / dst.name) if output else str(dst)))
+    targets = [d for _, d in pairs]
+    if len(set(targets)) != len(targets):
+        raise click.UsageError("two inputs would be written to the same output file")
+    return pairs
+
+
+def _check_overwrite(pairs: list[tuple[str, str]], force: bool) -> None:
+    for src, dst in pairs:
+        if dst == "-":
+            continue
+        if not force and os.path.exists(dst):
+            raise click.UsageError(f"{dst} exists (use --force to overwrite)")
+        if src != "-" and os.path.exists(dst) and os.path.samefile(src, dst):
+            raise click.UsageError(f"refusing to overwrite the input {src}")
+
+
+def _read_input(src: str) -> bytes:
+    if src == "-":
+        return click.get_binary_stream("stdin").read()
+    with open(src, "rb") as fh:
+        return fh.read()
+
+
+def _write_output(dst: str, data: bytes, force: bool) -> None:
+    from .codec.api import atomic_write
+
+    if dst == "-":
+        stream = click.get_binary_stream("stdout")
+        stream.write(data)
+        stream.flush()
+        return
+    try:
+        atomic_write(dst, data, overwrite=force)
+    except FileExistsError:
+        raise click.UsageError(f"{dst} exists (use --force to overwrite)") from None
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (one input), directory (several), or - for stdout.")
+@click.option("-q", "--quality", type=click.FloatRange(0, 100), help="0..100, higher = bigger and better [75].")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="Aim at this many bits per pixel.")
+@click.option("--target-psnr", type=click.FloatRange(min=0, min_open=True), help="Aim at this PSNR in dB.")
+@click.option("--gaussians", type=click.IntRange(min=1), help="Use exactly this many Gaussians.")
+@click.option("-e", "--effort", type=click.IntRange(1, 9), default=4, show_default=True,
+              help="Time spent fitting, 1 (fast) .. 9 (slow, better).")
+@click.option("--levels", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Progressive groups (1 = not progressive).")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all cores.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, target_bpp: float | None,
+           target_psnr: float | None, gaussians: int | None, effort: int, levels: int, threads: int, seed: int,
+           force: bool, quiet: bool) -> None:
+    """Encode images (files, directories of images, or - for stdin) to .gsplat."""
+    from .codec.api import encode as encode_image
+    from .image_io import read_image
+
+    if sum(x is not None for x in (quality, target_bpp, target_psnr, gaussians)) > 1 and \
+            not (quality is not None and gaussians is not None and target_bpp is None and target_psnr is None):
+        raise click.UsageError("choose one of --quality, --target-bpp, --target-psnr (--gaussians may go with -q)")
+    pairs = _plan(_expand_inputs(inputs), output, SUFFIX)
+    _check_overwrite(pairs, force)
+    show = not quiet and len(pairs) > 1
+    with click.progressbar(pairs, label="encoding", file=sys.stderr, show_pos=True) if show \
+            else _nullbar(pairs) as bar:
+        for src, dst in bar:
+            pixels, metadata = read_image(io.BytesIO(_read_input(src)) if src == "-" else src)
+            data, stats = encode_image(pixels, quality, target_bpp=target_bpp, target_psnr=target_psnr,
+                                       num_gaussians=gaussians, effort=effort, levels=levels, threads=threads,
+                                       seed=seed, metadata=metadata or None, return_stats=True)
+            _write_output(dst, data, force)
+            if not quiet and dst != "-" and len(pairs) == 1:
+                click.echo(f"{src} -> {dst}: {stats.bytes} bytes, {stats.bpp:.3f} bpp, "
+                           f"{stats.psnr:.2f} dB, {stats.num_gaussians} Gaussians, {stats.seconds:.1f} s", err=True)
+
+
+class _nullbar:
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+    def __enter__(self) -> Iterator:
+        return iter(self.items)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------- decode
+@main.command()
+@click.argument("input")
+@click.option("-o", "--output", help="Output image (format from the extension) or - for PNG on stdout.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), help="Render at this scale.")
+@click.option("--width", type=click.IntRange(min=1), help="Output width (height keeps the aspect if not given).")
+@click.option("--height", type=click.IntRange(min=1), help="Output height.")
+@click.option("--max-gaussians", type=click.IntRange(min=0), help="Decode only a progressive prefix.")
+@click.option("--max-pixels", type=click.IntRange(min=1), help="Raise the decoded-pixel safety limit.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+def decode(input: str, output: str | None, scale: float | None, width: int | None, height: int | None,
+           max_gaussians: int | None, max_pixels: int | None, force: bool) -> None:
+    """Decode a .gsplat file (or - for stdin) to an image."""
+    from .codec import api
+    from .codec.container import DEFAULT_MAX_PIXELS
+    from .image_io import write_image
+
+    if scale is not None and (width is not None or height is not None):
+        raise click.UsageError("--scale cannot be combined with --width/--height")
+    if not os.path.exists(input) and input != "-":
+        raise SplatcodecError(f"{input}: no such file")
+    [(src, dst)] = _plan([input], output, ".png")
+    _check_overwrite([(src, dst)], force)
+    data = _read_input(src)
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+    pixels = api.decode(data, width=width, height=height, scale=scale, max_gaussians=max_gaussians, max_pixels=limit)
+    buf = io.BytesIO()
+    ext = "png" if dst == "-" else Path(dst).suffix.lstrip(".").lower()
+    from PIL import Image
+    fmt = Image.registered_extensions().get("." + ext)
+    if fmt is None:
+        raise click.UsageError(f"unknown output image format: .{ext}")
+    write_image(pixels, buf, format=fmt, metadata=api.metadata(data))
+    _write_output(dst, buf.getvalue(), force)
+
+
+# ---------------------------------------------------------------------------------------- info
+@main.command()
+@click.argument("input")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(input: str, as_json: bool) -> None:
+    """Describe a .gsplat file: size, Gaussians, bpp, bits per Gaussian by attribute, version."""
+    from .codec import api
+
+    if not os.path.exists(input) and input != "-":
+        raise SplatcodecError(f"{input}: no such file")
+    facts = api.info(_read_input(input))
+    if as_json:
+        click.echo(json.dumps(facts.to_dict(), indent=2))
+        return
+    click.echo(f"file:        {input}")
+    click.echo(f"version:     {facts.version}")
+    click.echo(f"size:        {facts.width}x{facts.height}, {facts.channels} channel(s)")
+    click.echo(f"gaussians:   {facts.num_gaussians} in {len(facts.progressive_groups)} progressive group(s) "
+               f"{facts.progressive_groups}")
+    click.echo(f"bytes:       {facts.bytes} ({facts.bpp:.4f} bpp)")
+    click.echo("bit depths:  " + ", ".join(f"{k} {v}" for k, v in facts.bit_depths.items()))
+    total = sum(facts.bits_per_gaussian.values())
+    click.echo(f"bits per Gaussian: {total:.2f} = " +
+               ", ".join(f"{k} {v:.2f}" for k, v in facts.bits_per_gaussian.items()))
+    if facts.metadata_keys:
+        click.echo("metadata:    " + ", ".join(facts.metadata_keys))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
