@@ -175,3 +175,22 @@ def test_closed_form_gradient_scale_matches_forward_mode_autograd(channels: int)
     np.testing.assert_allclose(fast, gradient_scale_autograd(params, 21, 14, g), rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(fast[3:5], 0.0)
     assert np.count_nonzero(fast) > 0.5 * fast.size
+
+
+def test_torch_baseline_renders_the_same_model() -> None:
+    # benchmarks/torch_baseline.py is the speed benchmark's comparison point: it must fit this model.
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_baseline.py"
+    spec = importlib.util.spec_from_file_location("torch_baseline", path)
+    baseline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baseline)
+    rng = np.random.default_rng(23)
+    params = random_gaussians(rng, 60, 37, 23, 3, sigma_range=(0.2, 9.0))  # 3 sigma < the 32 px cap
+    params[0, 2] = 0.0
+    params[1, 5] = np.nan
+    t = torch.from_numpy(params)
+    img = baseline.render_flat(t[:, :2], t[:, 2:5], t[:, 5:], 37, 23, baseline.bucket_radii(32))
+    np.testing.assert_allclose(img.reshape(23, 37, 3).numpy(), render_reference(params, 37, 23).numpy(),
+                               atol=1e-5)
