@@ -18,8 +18,9 @@ import torch
 
 #: q above this (3 sigma, squared) gives exactly zero weight.
 CUTOFF_Q = 9.0
-#: |l11| or |l22| below this makes a Gaussian degenerate.
-DEGENERATE_EPS = 1e-6
+#: |l11| or |l22| below this makes a Gaussian degenerate. Parameters are float32, so the threshold is
+#: the float32 nearest 1e-6 (9.99999997e-07): float32(1e-6) itself is a valid, if tiny, Gaussian.
+DEGENERATE_EPS = float(np.float32(1e-6))
 GEOMETRY = 5
 
 

@@ -312,7 +312,7 @@ def _grad_like(width: int, height: int, channels: int, seed: int = 0) -> np.ndar
 def test_nearly_degenerate_but_valid() -> None:
     # |l11|, |l22| just above 1e-6 are valid Gaussians (tiny and very thin ones).
     params = np.array([[4.5, 3.5, 1.5e-6, 0.0, 2.0, 0.6],      # zero-width in x, on pixel col 4
-                       [9.5, 6.5, 3.0, 0.0, 1.5e-6, 0.4]], np.float32)
+                       [9.5, 6.5, 3.0, 0.0, 1e-6, 0.4]], np.float32)  # float32(1e-6): not below it
     ref = check_forward(params, 16, 12)
     assert ref[3, 4, 0] == pytest.approx(0.6) and ref[5, 4, 0] == pytest.approx(0.6 * math.exp(-0.5))
     assert ref[6, 9, 0] == pytest.approx(0.4) and ref[6, 11, 0] == pytest.approx(0.4 * math.exp(-2 / 9))
