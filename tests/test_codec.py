@@ -95,7 +95,7 @@ def test_quality_is_monotone_in_size(crop):
 def test_quality_mapping_is_monotone():
     counts = [gaussians_for_quality(q, 768 * 512) for q in range(0, 101, 5)]
     assert counts == sorted(counts) and counts[0] < counts[-1]
-    depths = [bits_for_quality(q, 3) for q in range(0, 101, 5)]
+    depths = [bits_for_quality(q, 3, 5000, 768, 512) for q in range(0, 101, 5)]
     for a, b in zip(depths, depths[1:]):
         assert b.pos >= a.pos and b.scale >= a.scale and all(y >= x for x, y in zip(a.color, b.color))
 

@@ -279,3 +279,14 @@ def test_encoder_refuses_non_finite_gaussians():
         quantize(s, BitDepths())
     with pytest.raises(InvalidInputError):
         quantize(random_splats(10), BitDepths(pos=17))
+
+
+def test_implausible_ranges_are_refused_on_both_sides():
+    s = random_splats(10)
+    s.color[0, 0] = 1e6
+    with pytest.raises(InvalidInputError, match="implausibly large"):
+        quantize(s, BitDepths())
+    s = random_splats(10)
+    s.xy[0, 0] = 1e7
+    with pytest.raises(InvalidInputError):
+        quantize(s, BitDepths())

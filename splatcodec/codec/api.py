@@ -75,20 +75,41 @@ def _check_quality(quality: float) -> float:
 
 
 def gaussians_for_quality(quality: float, pixels: int) -> int:
-    """Gaussian count for ``quality``: density grows geometrically from 1/1200 to 1/12 per pixel."""
+    """Gaussian count for ``quality``: density grows geometrically from 1/1500 to 1/15 per pixel."""
     q = _check_quality(quality) / 100.0
-    density = math.exp(math.log(1 / 1200) + q * (math.log(1 / 12) - math.log(1 / 1200)))
+    density = math.exp(math.log(1 / 1500) + q * math.log(100))
     return max(16, int(round(density * pixels)))
 
 
-def bits_for_quality(quality: float, channels: int) -> BitDepths:
-    """Bit depths for ``quality`` (non-decreasing in quality)."""
+#: (lowest quality, scale bits, shear bits, colour bits (Y, Cb, Cr), extra position bits), chosen on
+#: Kodak crops by comparing PSNR at equal rate (see docs/codec.md); monotone in quality.
+_DEPTH_TABLE = (
+    (0, 6, 6, (6, 5, 5), 5),
+    (30, 6, 6, (7, 5, 5), 5),
+    (60, 7, 7, (7, 6, 6), 5),
+    (85, 7, 7, (8, 6, 6), 6),
+)
+
+
+def position_bits(num_gaussians: int, width: int, height: int, extra: int) -> int:
+    """Bits per coordinate: enough to resolve the mean Gaussian spacing, plus ``extra`` bits below it.
+
+    The useful position precision is a fraction of a Gaussian's size, which scales with the spacing
+    sqrt(W H / N); a fixed bit count would be too coarse for dense fits and waste bits on sparse ones.
+    """
+    spacing = math.sqrt(width * height / max(num_gaussians, 1))
+    coarse = max(0, math.ceil(math.log2(max(width, height) / spacing)))
+    return int(min(16, max(6, coarse + extra)))
+
+
+def bits_for_quality(quality: float, channels: int, num_gaussians: int = 10_000, width: int = 768,
+                     height: int = 512) -> BitDepths:
+    """Bit depths for ``quality`` (non-decreasing in quality at a fixed size and Gaussian count)."""
     q = _check_quality(quality)
-    step = int(q // 25)  # 0..4
-    luma = 6 + min(step, 3)
-    chroma = 5 + min(step, 3)
-    return BitDepths(pos=13 + min(step, 3), scale=6 + min(step, 2), shear=6 + min(step, 2),
-                     color=(luma,) if channels == 1 else (luma, chroma, chroma))
+    row = [r for r in _DEPTH_TABLE if q >= r[0]][-1]
+    _, scale, shear, color, extra = row
+    return BitDepths(pos=position_bits(num_gaussians, width, height, extra), scale=scale, shear=shear,
+                     color=color[:1] if channels == 1 else color)
 
 
 def _check_effort(effort: int) -> int:
@@ -97,16 +118,20 @@ def _check_effort(effort: int) -> int:
     return int(effort)
 
 
+#: Learning rate that freezes a parameter group in the fitter (which needs positive rates).
+_FROZEN_LR = 1e-12
+
+
 def _iterations(effort: int) -> tuple[int, int]:
     """(fit iterations, quantization-aware refinement iterations) for an effort level."""
-    return 300 * effort + 300, 60 * effort + 60
+    return 250 * effort + 500, 50 * effort + 100
 
 
 # ----------------------------------------------------------------------------------- encode
 def encode_splats(splats: Splats, *, bits: BitDepths | None = None, quality: float = DEFAULT_QUALITY,
                   levels: int = DEFAULT_LEVELS, metadata: dict[str, str | bytes] | None = None) -> bytes:
     """Quantize and entropy-code already fitted Gaussians (no fitting). ``bits`` defaults from ``quality``."""
-    bits = bits or bits_for_quality(quality, splats.channels)
+    bits = bits or bits_for_quality(quality, splats.channels, splats.num_gaussians, splats.width, splats.height)
     data, _ = bitstream.write(quantize(splats, bits, levels=levels), _check_metadata(metadata))
     return data
 
@@ -130,10 +155,16 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
 
     iters, refine = _iterations(effort)
     splats = fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, **fit_kwargs)
-    if refine and splats.num_gaussians:
-        q = quantize(splats, bits, levels=levels)
-        splats = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads, lr_scale=0.2)
     q = quantize(splats, bits, levels=levels)
+    if refine:
+        # Quantization-aware step: keep the quantized geometry fixed and re-fit the colours to it (the
+        # image is linear in the colours, so they can absorb much of the geometry's quantization
+        # error); then quantize the colours on the same geometry grid. Measured on Kodak crops this
+        # beats refining all parameters and re-quantizing (the re-quantization undoes the refinement).
+        geometry = q.ranges[:5].copy()
+        splats = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads,
+                     lr_xy=_FROZEN_LR, lr_chol=_FROZEN_LR)
+        q = quantize(splats, bits, levels=levels, geometry_ranges=geometry)
     data, stats = bitstream.write(q, metadata)
     from ..metrics import psnr
     quality = psnr(render(dequantize(q)).reshape(pixels.shape), pixels)
@@ -178,8 +209,9 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     if quality is not None and (target_bpp is not None or target_psnr is not None):
         raise InvalidInputError("quality cannot be combined with target_bpp or target_psnr")
     quality = DEFAULT_QUALITY if quality is None else _check_quality(quality)
-    bits = (bits or bits_for_quality(quality, channels)).for_channels(channels)
-    bits.validate(channels)
+    if bits is not None:
+        bits = bits.for_channels(channels)
+        bits.validate(channels)
     if not isinstance(levels, int) or not 1 <= levels <= bitstream.MAX_GROUPS:
         raise InvalidInputError(f"levels must be in 1..{bitstream.MAX_GROUPS}")
     metadata = _check_metadata(metadata)
@@ -187,7 +219,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     pixels_count = w * h
 
     def attempt(n: int):
-        data, p, stream_bits, n_final = _compress(pixels, n, bits, effort, levels, seed, threads, metadata,
+        depths = bits or bits_for_quality(quality, channels, n, w, h)
+        data, p, stream_bits, n_final = _compress(pixels, n, depths, effort, levels, seed, threads, metadata,
                                                   fit_kwargs)
         attempts.append((n, len(data), p))
         return data, p, stream_bits, n_final

@@ -17,7 +17,7 @@ from ..errors import FormatError
 from . import container
 from .container import Header, Limits
 from .entropy import BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_model
-from .quantize import BitDepths, Quantized, morton_decode, morton_encode
+from .quantize import BitDepths, Quantized, check_ranges, morton_decode, morton_encode
 
 QUNT = b"QUNT"
 GRUP = b"GRUP"
@@ -171,10 +171,9 @@ def _read_qunt(payload: bytes, header: Header) -> tuple[BitDepths, np.ndarray, l
     except ValueError as exc:
         raise FormatError(f"invalid bit depths: {exc}") from None
     ranges = np.frombuffer(cur.take(4 * 2 * (5 + nc)), "<f4").reshape(-1, 2).astype(np.float32)
-    if not np.isfinite(ranges).all() or (ranges[:, 1] < ranges[:, 0]).any():
-        raise FormatError("QUNT ranges are not finite or not ordered")
-    if np.abs(ranges[2:4]).max(initial=0) > 30:  # log-scales beyond e**30 px are nonsense
-        raise FormatError("QUNT scale range is implausible")
+    problem = check_ranges(ranges, header.width, header.height)
+    if problem:
+        raise FormatError(f"QUNT {problem}")
     (ngroups,) = cur.unpack("<H")
     if ngroups > MAX_GROUPS or (ngroups == 0) != (header.num_gaussians == 0):
         raise FormatError(f"invalid number of progressive groups {ngroups}")

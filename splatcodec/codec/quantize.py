@@ -37,6 +37,13 @@ _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 #: Smallest Cholesky diagonal the quantizer represents (pixels); smaller ones are degenerate anyway.
 MIN_SCALE = 1e-3
+#: Plausibility bounds on the stored ranges (both encoder and decoder enforce them, so decoded
+#: Gaussians stay far from float32 overflow): |x|, |y| <= POS_BOUND_FACTOR * max(width, height),
+#: |log scale| <= MAX_ABS_LOG_SCALE, |shear| <= MAX_ABS_SHEAR, |colour| <= MAX_ABS_COLOR.
+POS_BOUND_FACTOR = 16
+MAX_ABS_LOG_SCALE = 20.0
+MAX_ABS_SHEAR = 1e4
+MAX_ABS_COLOR = 1e3
 #: Attribute order inside the file (after x and y): see ATTRIBUTE_NAMES for the colour names.
 GEOMETRY_ATTRIBUTES = ("log_a", "log_b", "shear")
 
@@ -160,6 +167,17 @@ def _range_of(values: np.ndarray, clip: float) -> tuple[float, float]:
     return float(np.float32(lo)), float(np.float32(hi))
 
 
+def check_ranges(ranges: np.ndarray, width: int, height: int) -> str | None:
+    """Why ``ranges`` are not acceptable, or None. Shared by the encoder and the decoder."""
+    if not np.isfinite(ranges).all() or (ranges[:, 1] < ranges[:, 0]).any():
+        return "ranges are not finite or not ordered"
+    bounds = [POS_BOUND_FACTOR * max(width, height)] * 2 + [MAX_ABS_LOG_SCALE] * 2 + [MAX_ABS_SHEAR]
+    bounds += [MAX_ABS_COLOR] * (ranges.shape[0] - 5)
+    if (np.abs(ranges).max(axis=1) > np.array(bounds)).any():
+        return "ranges are implausibly large (Gaussians far off the image, or huge scales or colours)"
+    return None
+
+
 def _to_symbols(values: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
     levels = (1 << bits) - 1
     if hi <= lo:
@@ -174,8 +192,13 @@ def from_symbols(q: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
     return lo + q.astype(np.float64) * ((hi - lo) / levels)
 
 
-def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float = 1e-3) -> Quantized:
-    """Quantize ``splats`` and put them in canonical (group, Morton) order."""
+def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float = 1e-3,
+             geometry_ranges: np.ndarray | None = None) -> Quantized:
+    """Quantize ``splats`` and put them in canonical (group, Morton) order.
+
+    ``geometry_ranges`` (the first 5 rows of an earlier :attr:`Quantized.ranges`) reuses that grid for
+    x, y and the covariance, so Gaussians whose geometry was already dequantized re-quantize exactly.
+    """
     bits = bits.for_channels(splats.channels)
     bits.validate(splats.channels)
     if not (np.isfinite(splats.xy).all() and np.isfinite(splats.chol).all() and np.isfinite(splats.color).all()):
@@ -186,6 +209,11 @@ def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float
     columns = [xy[:, 0], xy[:, 1], geom[:, 0], geom[:, 1], geom[:, 2], *col.T]
     clips = [0.0, 0.0, 0.0, 0.0, shear_clip] + [0.0] * col.shape[1]
     ranges = np.array([_range_of(v, c) for v, c in zip(columns, clips)], np.float32).reshape(-1, 2)
+    if geometry_ranges is not None:
+        ranges[:5] = np.asarray(geometry_ranges, np.float32)[:5]
+    problem = check_ranges(ranges, splats.width, splats.height)
+    if problem:
+        raise InvalidInputError(f"cannot encode these Gaussians: {problem}")
     depth = [bits.pos, bits.pos, bits.scale, bits.scale, bits.shear, *bits.color]
     syms = [_to_symbols(v, float(r[0]), float(r[1]), d) for v, r, d in zip(columns, ranges, depth)]
 
