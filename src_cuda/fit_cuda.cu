@@ -1,0 +1,204 @@
+// CUDA fitting loop: see fit_cuda.h. Mirrors fit_image() in fit_cpu.cpp step for step (same schedule,
+// bias correction, gradient sanitising, projection, early stop and trace), minus pruning/densification.
+#include "fit_cuda.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <thread>
+
+#include "cuda_util.h"
+#include "gaussian_math.h"
+#include "raster_cpu.h"
+#include "raster_cuda.h"
+
+namespace splat {
+
+namespace {
+
+constexpr float kAdamBeta1 = 0.9f;
+constexpr float kAdamBeta2 = 0.999f;
+constexpr float kAdamEps = 1e-8f;
+
+double psnr_from_sse(double sse, double count) {
+  const double mse = sse / count;
+  return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
+}
+
+struct AdamStep {
+  float lr_base[3];  // xy, chol, colour
+  float lr_scale, bc1, bc2, l1, min_chol;
+  float width, height;
+};
+
+// One Adam step per Gaussian, written exactly as the CPU loop (same expression order).
+__global__ void adam_kernel(float* __restrict__ params, const float* __restrict__ grad, float* __restrict__ m,
+                            float* __restrict__ v, int64_t n, int stride, AdamStep a) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float* p = params + i * stride;
+  const float* g = grad + i * stride;
+  float* mi = m + i * stride;
+  float* vi = v + i * stride;
+  for (int j = 0; j < stride; ++j) {
+    float gj = g[j];
+    if (j >= kGeometryFloats && a.l1 > 0.0f) gj += a.l1 * (p[j] > 0.0f ? 1.0f : (p[j] < 0.0f ? -1.0f : 0.0f));
+    if (!finite_f(gj)) gj = 0.0f;
+    mi[j] = kAdamBeta1 * mi[j] + (1.0f - kAdamBeta1) * gj;
+    vi[j] = kAdamBeta2 * vi[j] + (1.0f - kAdamBeta2) * gj * gj;
+    const int group = j < 2 ? 0 : (j < kGeometryFloats ? 1 : 2);
+    const float lr = a.lr_base[group] * a.lr_scale;
+    p[j] -= lr * (mi[j] / a.bc1) / (sqrtf(vi[j] / a.bc2) + kAdamEps);
+  }
+  // Projection (std::max / std::clamp semantics, NaN passes through as on the CPU).
+  p[2] = p[2] < a.min_chol ? a.min_chol : p[2];
+  p[4] = p[4] < a.min_chol ? a.min_chol : p[4];
+  const float x_lo = -0.5f * a.width, x_hi = 1.5f * a.width;
+  const float y_lo = -0.5f * a.height, y_hi = 1.5f * a.height;
+  p[0] = p[0] < x_lo ? x_lo : (x_hi < p[0] ? x_hi : p[0]);
+  p[1] = p[1] < y_lo ? y_lo : (y_hi < p[1] ? y_hi : p[1]);
+}
+
+}  // namespace
+
+FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
+                         const float* init_params, int64_t init_num) {
+  check_raster_args(config.num_gaussians, channels, width, height);
+  check_fit_config(config, width, height);
+  if (config.prune_every > 0 || config.densify)
+    throw std::invalid_argument(
+        "the CUDA fitter does not prune or densify: use prune_every = 0 and densify = false, or the CPU "
+        "fitter");
+  const auto start = std::chrono::steady_clock::now();
+  const int stride = kGeometryFloats + channels;
+  const int64_t plane = int64_t(width) * height;
+  const double values = double(plane) * channels;
+
+  std::vector<float> target(plane * channels);  // planar, as the tile kernels read it
+  for (int64_t p = 0; p < plane; ++p)
+    for (int c = 0; c < channels; ++c) target[c * plane + p] = image[p * channels + c];
+
+  std::vector<float> params;
+  if (config.init == InitMode::kGiven) {
+    if (init_params == nullptr || init_num < 1) throw std::invalid_argument("init: no Gaussians given");
+    params.assign(init_params, init_params + init_num * stride);
+  } else {
+    params = initial_gaussians(image, width, height, channels, config);
+  }
+  const int64_t n = int64_t(params.size()) / stride;
+  const size_t count = std::max<size_t>(params.size(), 1);
+
+  CudaStream stream;  // declared first: outlives every buffer freed on it
+  const cudaStream_t s = stream.get();
+  DeviceBuffer<float> d_params, d_m, d_v, d_grad, d_target;
+  for (DeviceBuffer<float>* b : {&d_params, &d_m, &d_v, &d_grad, &d_target}) b->set_stream(s);
+  d_params.reserve(count);
+  d_m.reserve(count);
+  d_v.reserve(count);
+  d_grad.reserve(count);
+  d_target.reserve(target.size());
+  if (!params.empty())
+    SPLAT_CUDA_CHECK(cudaMemcpyAsync(d_params.data(), params.data(), params.size() * sizeof(float),
+                                     cudaMemcpyHostToDevice, s));
+  SPLAT_CUDA_CHECK(cudaMemsetAsync(d_m.data(), 0, count * sizeof(float), s));
+  SPLAT_CUDA_CHECK(cudaMemsetAsync(d_v.data(), 0, count * sizeof(float), s));
+  SPLAT_CUDA_CHECK(cudaMemcpyAsync(d_target.data(), target.data(), target.size() * sizeof(float),
+                                   cudaMemcpyHostToDevice, s));
+
+  FitOutput out;
+  out.stats.gaussians_initial = n;
+  CudaRasterizer raster(s);
+  const int trace_every = std::max(1, config.iterations / 50);
+  const double decay = config.iterations > 1 ? std::log(config.lr_final_ratio) / (config.iterations - 1) : 0.0;
+
+  int it = 0;
+  for (; it < config.iterations; ++it) {
+    raster.bin(d_params.data(), n, channels, width, height);
+    const double sse = raster.mse_step(d_target.data(), d_grad.data(), nullptr);
+    const double psnr = psnr_from_sse(sse, values);
+    if (it % trace_every == 0) {
+      out.stats.trace_iterations.push_back(it);
+      out.stats.trace_psnr.push_back(float(psnr));
+    }
+    if (config.target_psnr > 0.0f && psnr >= config.target_psnr) {
+      out.stats.reached_target = true;
+      break;
+    }
+    AdamStep a;
+    a.lr_base[0] = config.lr_xy;
+    a.lr_base[1] = config.lr_chol;
+    a.lr_base[2] = config.lr_color;
+    a.lr_scale = float(std::exp(decay * it));
+    a.bc1 = 1.0f - std::pow(kAdamBeta1, float(it + 1));
+    a.bc2 = 1.0f - std::pow(kAdamBeta2, float(it + 1));
+    a.l1 = config.l1_color;
+    a.min_chol = config.min_chol;
+    a.width = float(width);
+    a.height = float(height);
+    if (n > 0) {
+      adam_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(d_params.data(), d_grad.data(), d_m.data(),
+                                                              d_v.data(), n, stride, a);
+      SPLAT_CUDA_CHECK_LAUNCH();
+    }
+  }
+
+  // Final quality of the returned parameters.
+  raster.bin(d_params.data(), n, channels, width, height);
+  const double sse = raster.mse_step(d_target.data(), d_grad.data(), nullptr);
+  out.stats.final_psnr = psnr_from_sse(sse, values);
+  out.stats.iterations = it;
+  out.stats.gaussians_final = n;
+  out.num = n;
+  if (!params.empty())
+    SPLAT_CUDA_CHECK(cudaMemcpyAsync(params.data(), d_params.data(), params.size() * sizeof(float),
+                                     cudaMemcpyDeviceToHost, s));
+  stream.synchronize();
+  out.params = std::move(params);
+  out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+std::vector<CudaFitResult> fit_batch_cuda(const std::vector<CudaFitJob>& jobs, int concurrency) {
+  std::vector<CudaFitResult> results(jobs.size());
+  if (jobs.empty()) return results;
+  int device = 0;
+  SPLAT_CUDA_CHECK(cudaGetDevice(&device));
+  const int workers = int(std::min<size_t>(jobs.size(), size_t(concurrency > 0 ? concurrency : 4)));
+  std::atomic<size_t> next{0};
+  auto work = [&]() {
+    const cudaError_t set = cudaSetDevice(device);
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      CudaFitResult& r = results[i];
+      if (set != cudaSuccess) {
+        r.error = std::string("cudaSetDevice failed: ") + cudaGetErrorString(set);
+        continue;
+      }
+      const CudaFitJob& job = jobs[i];
+      FitConfig config = job.config;
+      // CPU-side initialisation: one OpenMP thread per worker when several images run at once.
+      if (workers > 1 && config.threads <= 0) config.threads = 1;
+      try {
+        r.output = fit_image_cuda(job.image, job.width, job.height, job.channels, config, job.init_params,
+                                  job.init_num);
+      } catch (const std::invalid_argument& e) {
+        r.error = e.what();
+        r.invalid_argument = true;
+      } catch (const std::exception& e) {
+        r.error = e.what();
+      }
+    }
+  };
+  if (workers == 1) {
+    work();
+  } else {
+    std::vector<std::thread> threads;
+    threads.reserve(workers);
+    for (int w = 0; w < workers; ++w) threads.emplace_back(work);
+    for (std::thread& t : threads) t.join();
+  }
+  return results;
+}
+
+}  // namespace splat
