@@ -34,7 +34,7 @@ def encoded(crop) -> tuple[bytes, api.EncodeStats]:
 
 
 # ------------------------------------------------------------------------------------- golden
-GOLDEN_FILE_SHA256 = "47394eb8cfbed051ac24701d335c15a99ba4de3b3ebbf10218104188675c6628"
+GOLDEN_FILE_SHA256 = "c2cb7b815e5f94cbd52fc1b5ceaad9c1b061b79590c846832adc40f04aad4cd8"
 GOLDEN_SPLATS_SHA256 = "7b62bb4deac020f1e213fd3df9ff2974d02f831686eed9483ea34f999f80612a"
 
 

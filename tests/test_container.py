@@ -290,3 +290,22 @@ def test_implausible_ranges_are_refused_on_both_sides():
     s.xy[0, 0] = 1e7
     with pytest.raises(InvalidInputError):
         quantize(s, BitDepths())
+
+
+def test_delta_coding_is_chosen_for_spatially_smooth_attributes():
+    """Colours that vary smoothly in space are cheaper as differences along the Morton order."""
+    s = random_splats(2000, width=256, height=256)
+    s.color[:] = (s.xy[:, :1] / 256.0) * np.array([0.9, 0.1, 0.5])  # a horizontal ramp
+    q = quantize(s, BitDepths(), levels=1)
+    data, _ = bitstream.write(q)
+    parsed = parse(data)
+    assert any(m.delta for m in parsed.models[3:])
+    np.testing.assert_array_equal(bitstream.read(parsed).qattr, q.qattr)
+
+
+def test_delta_stream_leaving_its_range_is_a_format_error():
+    from splatcodec.codec.entropy import from_deltas, to_deltas
+    v = np.array([0, 5, 127, 3])
+    np.testing.assert_array_equal(from_deltas(to_deltas(v, 7), 7), v)
+    with pytest.raises(FormatError):
+        from_deltas(np.array([254, 254]), 7)  # 64 + 127 + 127 > 127

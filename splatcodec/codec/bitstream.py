@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import FormatError
 from . import container
 from .container import Header, Limits
-from .entropy import BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_model
+from .entropy import (BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_attribute_model,
+                      fit_model, from_deltas, to_deltas)
 from .quantize import BitDepths, Quantized, check_ranges, morton_decode, morton_encode
 
 QUNT = b"QUNT"
@@ -81,8 +82,10 @@ def _write_group(q: Quantized, start: int, stop: int, models: list[StreamModel])
     enc.encode_raw(gaps - np.where(lengths > 0, 1 << mant_bits, 0), mant_bits)
     sizes.append(("position", len(enc.getvalue())))
     names = _attribute_names(len(q.bits.color))
+    attr_bits = q.attribute_bits()
     for k, model in enumerate(models):
-        enc.encode_values(q.qattr[start:stop, k], model)
+        values = q.qattr[start:stop, k]
+        enc.encode_values(to_deltas(values, attr_bits[k]) if model.delta else values, model)
         sizes.append((names[k], len(enc.getvalue())))
     prev = 0
     for name, total in sizes:  # approximate split of the shared word stream, in bits
@@ -107,7 +110,9 @@ def _write_meta(metadata: dict[str, str | bytes]) -> bytes:
 def write(q: Quantized, metadata: dict[str, str | bytes] | None = None) -> tuple[bytes, StreamStats]:
     """Serialize quantized Gaussians (already in canonical order) into a complete ``.gsplat`` file."""
     bits = q.attribute_bits()
-    models = [fit_model(q.qattr[:, k], bits[k]) for k in range(len(bits))]
+    bounds = np.cumsum([0] + list(q.group_sizes))
+    models = [fit_attribute_model([q.qattr[a:b, k] for a, b in zip(bounds[:-1], bounds[1:])], bits[k])
+              for k in range(len(bits))]
     sections = [(QUNT, True, _write_qunt(q, models))]
     stats = StreamStats()
     start = 0
@@ -239,7 +244,7 @@ def parse(data: bytes, limits: Limits) -> Parsed:
 def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[StreamModel]):
     cur = _Cursor(payload, "GRUP")
     (blob_len,) = cur.unpack("<H")
-    len_model = StreamModel.read(BitReader(cur.take(blob_len)), _GAP_LEN_BITS)
+    len_model = StreamModel.read(BitReader(cur.take(blob_len)), _GAP_LEN_BITS, allow_delta=False)
     if len(len_model.counts) > 2 * bits.pos + 1 or len_model.shift:
         raise FormatError("GRUP gap model does not fit the position bit depth")
     dec = StreamDecoder(payload[cur.pos:])
@@ -250,7 +255,12 @@ def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[Stream
     if count and code[-1] >= 1 << (2 * bits.pos):
         raise FormatError("decoded positions leave the quantization grid (corrupt data)")
     qx, qy = morton_decode(code.astype(np.uint64), bits.pos)
-    attrs = np.stack([dec.decode_values(m, count) for m in models], axis=1)
+    attr_bits = [bits.scale, bits.scale, bits.shear, *bits.color]
+    columns = []
+    for m, b in zip(models, attr_bits):
+        values = dec.decode_values(m, count)
+        columns.append(from_deltas(values, b) if m.delta else values)
+    attrs = np.stack(columns, axis=1) if columns else np.zeros((count, 0), np.int64)
     return qx, qy, attrs
 
 

@@ -82,23 +82,33 @@ class BitReader:
 
 @dataclass(frozen=True)
 class StreamModel:
-    """Static model of one stream: ``shift`` raw low bits, and a histogram of ``value >> shift``."""
+    """Static model of one stream: ``shift`` raw low bits, and a histogram of ``value >> shift``.
+
+    ``delta`` marks a stream stored as differences to the previous value in file order (see
+    :func:`to_deltas`); its symbols then have one bit more than the values.
+    """
 
     shift: int
     counts: tuple[int, ...]
+    delta: bool = False
 
     def categorical(self) -> "constriction.stream.model.Categorical":
         probs = np.asarray(self.counts, dtype=np.float64)
         return constriction.stream.model.Categorical(probs / probs.sum(), perfect=False)
 
     def write(self, w: BitWriter) -> None:
+        w.write(int(self.delta), 1)
         w.write(self.shift, 5)
         w.write(len(self.counts) - 1, 12)
         for c in self.counts:
             w.write_gamma(c + 1)
 
     @classmethod
-    def read(cls, r: BitReader, bits: int) -> "StreamModel":
+    def read(cls, r: BitReader, bits: int, allow_delta: bool = True) -> "StreamModel":
+        delta = bool(r.read(1))
+        if delta and not allow_delta:
+            raise FormatError("delta coding flag set on a stream that cannot use it")
+        bits += delta
         shift = r.read(5)
         size = r.read(12) + 1
         if shift > bits or size > (1 << (bits - shift)) or size > MAX_ALPHABET:
@@ -106,7 +116,7 @@ class StreamModel:
         counts = tuple(r.read_gamma(13) - 1 for _ in range(size))
         if not any(counts) or max(counts) > COUNT_SCALE:
             raise FormatError("entropy model histogram is empty or out of range")
-        return cls(shift, counts)
+        return cls(shift, counts, delta)
 
 
 def _gamma_bits(values: np.ndarray) -> int:
@@ -131,7 +141,7 @@ def _model_cost(values: np.ndarray, bits: int, shift: int) -> tuple[float, np.nd
     p = counts / counts.sum()
     used = hist > 0
     data_bits = -np.sum(hist[used] * np.log2(p[used])) + values.size * shift
-    header_bits = 17 + _gamma_bits(counts)
+    header_bits = 18 + _gamma_bits(counts)
     return float(data_bits + header_bits), counts
 
 
@@ -140,19 +150,52 @@ def fit_model(values: np.ndarray, bits: int, allow_shift: bool = True) -> Stream
 
     With ``allow_shift=False`` the model is an exact histogram (for :meth:`StreamEncoder.encode_symbols`).
     """
+    return _fit(values, bits, allow_shift)[1]
+
+
+def _fit(values: np.ndarray, bits: int, allow_shift: bool = True) -> tuple[float, StreamModel]:
     values = np.asarray(values, dtype=np.int64)
     if values.size == 0:
-        return StreamModel(bits, (1,))
+        return 0.0, StreamModel(bits, (1,))
     best: tuple[float, int, np.ndarray] | None = None
     for shift in range(max(0, bits - 12), bits + 1 if allow_shift else 1):
         cost, counts = _model_cost(values, bits, shift)
         if best is None or cost < best[0]:
             best = (cost, shift, counts)
     assert best is not None
-    _, shift, counts = best
+    cost, shift, counts = best
     # Trailing zero counts carry no information; drop them (values never reach those buckets).
     last = int(np.nonzero(counts)[0][-1])
-    return StreamModel(shift, tuple(int(c) for c in counts[:last + 1]))
+    return cost, StreamModel(shift, tuple(int(c) for c in counts[:last + 1]))
+
+
+def to_deltas(values: np.ndarray, bits: int) -> np.ndarray:
+    """Differences to the previous value (the first to ``2**(bits-1)``), offset into ``[0, 2**(bits+1))``."""
+    values = np.asarray(values, dtype=np.int64)
+    return np.diff(values, prepend=1 << (bits - 1)) + ((1 << bits) - 1)
+
+
+def from_deltas(symbols: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of :func:`to_deltas`; values outside ``[0, 2**bits)`` mean corrupt data."""
+    values = np.cumsum(np.asarray(symbols, dtype=np.int64) - ((1 << bits) - 1)) + (1 << (bits - 1))
+    if values.size and (values.min() < 0 or values.max() >= 1 << bits):
+        raise FormatError("delta-coded stream leaves its value range (corrupt data)")
+    return values
+
+
+def fit_attribute_model(groups: list[np.ndarray], bits: int) -> StreamModel:
+    """Model for an attribute coded group by group: direct or delta coding, whichever is smaller.
+
+    Neighbours in Morton order are neighbours in the image, and fitted colours are spatially
+    correlated, so differences are often cheaper (measured: ~0.4 bit per chroma value on Kodak).
+    """
+    direct = np.concatenate(groups) if groups else np.zeros(0, np.int64)
+    deltas = np.concatenate([to_deltas(g, bits) for g in groups]) if groups else np.zeros(0, np.int64)
+    cost_direct, model_direct = _fit(direct, bits)
+    cost_delta, model_delta = _fit(deltas, bits + 1)
+    if cost_delta < cost_direct:
+        return StreamModel(model_delta.shift, model_delta.counts, True)
+    return model_direct
 
 
 class StreamEncoder:
