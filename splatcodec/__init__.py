@@ -6,6 +6,7 @@
 """
 from .errors import (FormatError, InvalidInputError, LimitExceededError, NativeExtensionError,
                      SplatcodecError)
+from .codec.api import decode, encode, encode_batch, info, load, save
 from .fitting import FitOptions, FitResult, FitStats, fit, fit_batch
 from .metrics import psnr
 from .render import render, render_float
@@ -17,4 +18,5 @@ __all__ = [
     "CUTOFF_SIGMA", "FitOptions", "FitResult", "FitStats", "FormatError", "InvalidInputError",
     "LimitExceededError", "NativeExtensionError", "Splats", "SplatcodecError", "fit", "fit_batch",
     "psnr", "render", "render_float",
+    "decode", "encode", "encode_batch", "info", "load", "save",
 ]
