@@ -124,7 +124,9 @@ def test_target_psnr(crop):
 def test_progressive_prefixes_improve_with_more_gaussians(crop):
     data = api.encode(crop, num_gaussians=200, **FAST)
     quality = [psnr(api.decode(data, max_gaussians=m), crop) for m in (25, 50, 100, 200)]
-    assert quality == sorted(quality) and quality[-1] - quality[0] > 3
+    assert quality == sorted(quality) and quality[-1] > quality[0]
+    # Groups are fitted coarse to fine, so even the first eighth is a usable image on its own.
+    assert quality[0] > 25
 
 
 def test_decode_at_other_sizes(encoded):

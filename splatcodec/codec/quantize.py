@@ -193,9 +193,11 @@ def from_symbols(q: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
 
 
 def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float = 1e-3,
-             geometry_ranges: np.ndarray | None = None) -> Quantized:
+             geometry_ranges: np.ndarray | None = None, groups: list[int] | None = None) -> Quantized:
     """Quantize ``splats`` and put them in canonical (group, Morton) order.
 
+    ``groups`` gives the progressive group sizes when the Gaussians are already in group order
+    (e.g. fitted coarse to fine); otherwise ``levels`` doubling groups are cut by :func:`importance`.
     ``geometry_ranges`` (the first 5 rows of an earlier :attr:`Quantized.ranges`) reuses that grid for
     x, y and the covariance, so Gaussians whose geometry was already dequantized re-quantize exactly.
     """
@@ -218,8 +220,14 @@ def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float
     syms = [_to_symbols(v, float(r[0]), float(r[1]), d) for v, r, d in zip(columns, ranges, depth)]
 
     n = splats.num_gaussians
-    sizes = group_sizes_for(n, levels)
-    order_by_importance = np.argsort(-importance(splats), kind="stable")
+    if groups is not None:
+        sizes = [int(g) for g in groups if g > 0]
+        if sum(sizes) != n:
+            raise InvalidInputError(f"group sizes {groups} do not add up to {n} Gaussians")
+        order_by_importance = np.arange(n)
+    else:
+        sizes = group_sizes_for(n, levels)
+        order_by_importance = np.argsort(-importance(splats), kind="stable")
     code = morton_encode(syms[0], syms[1], bits.pos)
     order = []
     start = 0
