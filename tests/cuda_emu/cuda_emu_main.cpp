@@ -1,0 +1,187 @@
+// Runs the CUDA rasteriser kernels (src_cuda/raster_cuda_kernels.cuh) on the CPU under the emulator in
+// cuda_emu.h, with host code that mirrors CudaRasterizer (raster_cuda.cu) step for step; CUB's scan and
+// radix sort are replaced by std::partial_sum and std::stable_sort, which compute the same results.
+// Used by tests/test_cuda_emu.py. Usage (raw little-endian float32 files):
+//   cuda_emu render   C W H N params.f32 out.f32                  -> out: H x W x C
+//   cuda_emu backward C W H N params.f32 grad_image.f32 out.f32   -> out: N x (5 + C)
+//   cuda_emu mse      C W H N params.f32 target_planar.f32 grad.f32 error_map.f32 loss.f64
+// Also prints "entries <count>" (tile entries after binning) on stdout.
+#include "cuda_emu.h"  // first: defines the CUDA keywords the kernels use
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <string>
+
+#include "raster_cuda_kernels.cuh"
+
+using namespace splat;
+using namespace splat::cuda_kernels;
+
+namespace {
+
+std::vector<float> read_floats(const std::string& path, size_t count) {
+  std::vector<float> v(count);
+  std::ifstream f(path, std::ios::binary);
+  if (count && !f.read(reinterpret_cast<char*>(v.data()), std::streamsize(count * sizeof(float))))
+    throw std::runtime_error("cannot read " + std::to_string(count) + " floats from " + path);
+  return v;
+}
+
+template <typename T>
+void write(const std::string& path, const std::vector<T>& v) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * sizeof(T)));
+}
+
+unsigned grid_for(int64_t items, int block) { return unsigned((items + block - 1) / block); }
+
+struct Binned {
+  int channels, width, height, tiles_x, tiles_y;
+  int64_t n, entries;
+  const float* params;
+  std::vector<Prepared> prepared;
+  std::vector<int64_t> offsets;
+  std::vector<int32_t> entry_gaussian, tile_entries, tile_start, tile_end;
+
+  RasterView view() const {
+    return RasterView{params, prepared.data(), entry_gaussian.data(), tile_entries.data(), tile_start.data(),
+                      tile_end.data(), width, height, tiles_x};
+  }
+  int tiles() const { return tiles_x * tiles_y; }
+};
+
+// CudaRasterizer::bin, with the kernels emulated.
+Binned bin(const float* params, int64_t n, int channels, int width, int height) {
+  Binned b;
+  b.params = params;
+  b.n = n;
+  b.channels = channels;
+  b.width = width;
+  b.height = height;
+  b.tiles_x = (width + kTileSize - 1) / kTileSize;
+  b.tiles_y = (height + kTileSize - 1) / kTileSize;
+  b.prepared.resize(std::max<int64_t>(n, 1));
+  b.offsets.assign(n + 1, 0);
+  if (n > 0) {
+    Prepared* prepared = b.prepared.data();
+    int64_t* counts = b.offsets.data() + 1;
+    emu::launch(grid_for(n, 256), 256, [&] {
+      preprocess_kernel(params, n, channels, width, height, prepared, counts);
+    });
+    std::partial_sum(b.offsets.begin() + 1, b.offsets.end(), b.offsets.begin() + 1);  // CUB InclusiveSum
+  }
+  b.entries = b.offsets[n];
+  const int tiles = b.tiles();
+  b.tile_start.assign(tiles, 0);
+  b.tile_end.assign(tiles, 0);
+  b.tile_entries.assign(std::max<int64_t>(b.entries, 1), 0);
+  b.entry_gaussian.assign(std::max<int64_t>(b.entries, 1), 0);
+  if (b.entries == 0) return b;
+  std::vector<uint32_t> keys(b.entries), keys_out(b.entries);
+  std::vector<int32_t> vals(b.entries);
+  {
+    const Prepared* prepared = b.prepared.data();
+    const int64_t* offsets = b.offsets.data();
+    uint32_t* k = keys.data();
+    int32_t* v = vals.data();
+    int32_t* eg = b.entry_gaussian.data();
+    const int tx = b.tiles_x;
+    emu::launch(grid_for(n, 256), 256, [&] { duplicate_kernel(prepared, offsets, n, tx, k, v, eg); });
+  }
+  // CUB DeviceRadixSort::SortPairs is a stable sort by key.
+  std::vector<int32_t> order(b.entries);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t c) { return keys[a] < keys[c]; });
+  for (int64_t k = 0; k < b.entries; ++k) {
+    keys_out[k] = keys[order[k]];
+    b.tile_entries[k] = vals[order[k]];
+  }
+  {
+    const uint32_t* k = keys_out.data();
+    const int32_t entries = int32_t(b.entries);
+    int32_t* start = b.tile_start.data();
+    int32_t* end = b.tile_end.data();
+    emu::launch(grid_for(entries, 256), 256, [&] { tile_ranges_kernel(k, entries, start, end); });
+  }
+  return b;
+}
+
+void reduce(const Binned& b, const std::vector<float>& entry_grads, std::vector<float>& grad_params) {
+  const int stride = kGeometryFloats + b.channels;
+  grad_params.assign(b.n * stride, 0.0f);
+  if (b.n == 0) return;
+  const float* eg = entry_grads.data();
+  const int64_t* off = b.offsets.data();
+  float* out = grad_params.data();
+  const int64_t n = b.n;
+  emu::launch(grid_for(n * stride, 256), 256, [&] { reduce_entries_kernel(eg, off, n, stride, out); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 8) throw std::invalid_argument("usage: see the header of cuda_emu_main.cpp");
+    const std::string mode = argv[1];
+    const int channels = std::atoi(argv[2]), width = std::atoi(argv[3]), height = std::atoi(argv[4]);
+    const int64_t n = std::atoll(argv[5]);
+    const int stride = kGeometryFloats + channels;
+    const std::vector<float> params = read_floats(argv[6], size_t(n) * stride);
+    Binned b = bin(params.data(), n, channels, width, height);
+    std::printf("entries %lld\n", static_cast<long long>(b.entries));
+    const RasterView v = b.view();
+    const unsigned tiles = unsigned(b.tiles());
+    const size_t pixels = size_t(width) * height;
+    if (mode == "render") {
+      std::vector<float> out(pixels * channels, -1.0f);
+      float* o = out.data();
+      if (channels == 1)
+        emu::launch(tiles, kBlock, [&] { forward_kernel<1>(v, o); });
+      else
+        emu::launch(tiles, kBlock, [&] { forward_kernel<3>(v, o); });
+      write(argv[7], out);
+    } else if (mode == "backward") {
+      const std::vector<float> grad_image = read_floats(argv[7], pixels * channels);
+      std::vector<float> entry_grads(std::max<int64_t>(b.entries, 1) * stride, NAN), grad;
+      float* eg = entry_grads.data();
+      const float* gi = grad_image.data();
+      if (channels == 1)
+        emu::launch(tiles, kBlock, [&] { backward_kernel<1, false>(v, gi, nullptr, nullptr, 1.0f, nullptr, eg); });
+      else
+        emu::launch(tiles, kBlock, [&] { backward_kernel<3, false>(v, gi, nullptr, nullptr, 1.0f, nullptr, eg); });
+      reduce(b, entry_grads, grad);
+      write(argv[8], grad);
+    } else if (mode == "mse") {
+      if (argc < 11) throw std::invalid_argument("mse needs target, grad, error map and loss paths");
+      const std::vector<float> target = read_floats(argv[7], pixels * channels);
+      std::vector<float> entry_grads(std::max<int64_t>(b.entries, 1) * stride, NAN), grad;
+      std::vector<float> error_map(pixels, -1.0f);
+      std::vector<double> tile_loss(tiles, NAN), loss(1, NAN);
+      const float scale = 2.0f / (float(width) * float(height) * float(channels));
+      float* eg = entry_grads.data();
+      float* em = error_map.data();
+      double* tl = tile_loss.data();
+      const float* t = target.data();
+      if (channels == 1)
+        emu::launch(tiles, kBlock, [&] { backward_kernel<1, true>(v, nullptr, t, em, scale, tl, eg); });
+      else
+        emu::launch(tiles, kBlock, [&] { backward_kernel<3, true>(v, nullptr, t, em, scale, tl, eg); });
+      reduce(b, entry_grads, grad);
+      double* l = loss.data();
+      const int ntiles = int(tiles);
+      emu::launch(1, 1024, [&] { sum_loss_kernel(tl, ntiles, l); });
+      write(argv[8], grad);
+      write(argv[9], error_map);
+      write(argv[10], loss);
+    } else {
+      throw std::invalid_argument("unknown mode " + mode);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cuda_emu: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
