@@ -189,3 +189,24 @@ def nvcc_version(nvcc: Optional[str] = None) -> str:
         return ""
     lines = out.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python src_cuda/cuda_build.py``: builds splatcodec/_core_cuda*.so in place (no setup.py needed;
+    SPLATCODEC_CUDA is implied, the other variables apply)."""
+    os.environ.setdefault("SPLATCODEC_CUDA", "1")
+    ext = cuda_extension()
+    if ext is None:
+        print("splatcodec._core_cuda: nothing built (see the warning above)", file=sys.stderr)
+        return 1
+    from pybind11.setup_helpers import build_ext
+    from setuptools import setup
+
+    os.chdir(ROOT)  # the extension's sources are relative to the repository root
+    setup(name="splatcodec-core-cuda", ext_modules=[ext], cmdclass={"build_ext": cuda_build_ext(build_ext)},
+          script_args=["build_ext", "--inplace", *(argv if argv is not None else sys.argv[1:])])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
