@@ -30,20 +30,13 @@ struct RasterView {
 
 
 // ---------------------------------------------------------------------------------------- binning
-// prepare_gaussian for every Gaussian plus the number of tiles its box touches. A non-finite colour
-// also empties the box: "any non-finite parameter contributes nothing" (prepare_gaussian only sees the
-// geometry).
+// prepare_gaussian for every Gaussian (degenerate / non-finite / off-image: empty box) plus the number of
+// tiles its box touches.
 __global__ void preprocess_kernel(const float* __restrict__ params, int64_t n, int channels, int width,
                                   int height, Prepared* __restrict__ prepared, int64_t* __restrict__ counts) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float* g = params + i * (kGeometryFloats + channels);
-  Prepared p = prepare_gaussian(g, width, height);
-  bool colour_ok = true;
-  for (int c = 0; c < channels; ++c) colour_ok = colour_ok && finite_f(g[kGeometryFloats + c]);
-  if (!colour_ok) {
-    p.x0 = 0; p.x1 = -1; p.y0 = 0; p.y1 = -1;
-  }
+  const Prepared p = prepare_gaussian(params + i * (kGeometryFloats + channels), channels, width, height);
   prepared[i] = p;
   int64_t tiles = 0;
   if (p.x0 <= p.x1 && p.y0 <= p.y1)

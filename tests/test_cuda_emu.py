@@ -195,6 +195,17 @@ def test_degenerate_and_non_finite_rows(gpu: Emu, value: float) -> None:
     np.testing.assert_array_equal(grad[:2], gpu.backward(params[:2], 37, 23, g))
 
 
+@pytest.mark.parametrize("row", [
+    [12.0, 7.0, 1e20, 0.0, 1e20, 0.5],     # centred on the image, astronomically wide: w == 1
+    [2e7, 7.0, 1e8, 0.0, 1e8, 0.5],        # centre far outside, but wide enough to cover the image
+    [10.0, 10.0, 1e6, 0.0, 1e6, 0.25],     # covers everything
+])
+def test_very_wide_gaussians_cover_every_tile(gpu: Emu, row: list[float]) -> None:
+    params = np.array([row], np.float32)
+    assert gpu.render(params, 37, 23).min() > 0.2
+    check(gpu, params, 37, 23)
+
+
 def test_zero_gaussians(gpu: Emu) -> None:
     params = np.zeros((0, 8), np.float32)
     np.testing.assert_array_equal(gpu.render(params, 20, 18), 0.0)
