@@ -34,8 +34,8 @@ def encoded(crop) -> tuple[bytes, api.EncodeStats]:
 
 
 # ------------------------------------------------------------------------------------- golden
-GOLDEN_FILE_SHA256 = "c2cb7b815e5f94cbd52fc1b5ceaad9c1b061b79590c846832adc40f04aad4cd8"
-GOLDEN_SPLATS_SHA256 = "7b62bb4deac020f1e213fd3df9ff2974d02f831686eed9483ea34f999f80612a"
+GOLDEN_FILE_SHA256 = "61a3d2bea185b9bbb061098d065ce3110f9e911ee8afc5fcd30a3ad8fe3fdbd5"
+GOLDEN_SPLATS_SHA256 = "a7ebb59c9d2a99932e015e18fe988f695837b287809e5a9064e74ab780e6c012"
 
 
 def test_golden_file_decodes_to_pinned_gaussians():

@@ -84,10 +84,10 @@ def gaussians_for_quality(quality: float, pixels: int) -> int:
 #: (lowest quality, scale bits, shear bits, colour bits (Y, Cb, Cr), extra position bits), chosen on
 #: Kodak crops by comparing PSNR at equal rate (see docs/codec.md); monotone in quality.
 _DEPTH_TABLE = (
-    (0, 6, 6, (6, 5, 5), 5),
-    (30, 6, 6, (7, 5, 5), 5),
-    (60, 7, 7, (7, 6, 6), 5),
-    (85, 7, 7, (8, 6, 6), 6),
+    (0, 6, 6, (7, 6, 6), 5),
+    (30, 7, 7, (8, 6, 6), 5),
+    (60, 7, 7, (8, 7, 7), 6),
+    (85, 8, 8, (9, 7, 7), 6),
 )
 
 

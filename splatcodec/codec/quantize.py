@@ -6,9 +6,11 @@ mapped linearly onto a per-image ``[lo, hi]`` range stored as float32 in the fil
 * position ``x``, ``y``: fixed point over the centres' bounding box, ``pos_bits`` each;
 * covariance, from the Cholesky factor ``L = [[a, 0], [c, b]]`` made canonical with ``a, b > 0``
   (``L`` and ``L diag(+-1, +-1)`` give the same covariance): ``log a``, ``log b`` (``scale_bits``)
-  and the shear ``c / b`` (``shear_bits``). The error that matters for the rendered Gaussian is
-  ``L^-1 dL``, whose entries are ``da/a``, ``db/b`` and ``dc/b``; logs and ``c/b`` make a uniform
-  quantizer uniform in exactly those terms.
+  and the shear ``asinh(c / b)`` (``shear_bits``). The error that matters for the rendered Gaussian
+  is ``L^-1 dL``, whose entries are ``da/a``, ``db/b`` and ``dc/b - (c/b) da/a``; logs make the
+  scale steps relative, and since the off-diagonal term already carries ``(c/b)`` times the scale
+  error, the shear step may grow with ``|c/b|`` too: asinh is linear near 0 and logarithmic in the
+  tails (fits have a few very sheared Gaussians that would otherwise coarsen everyone's step).
 * colour: RGB is rotated to YCbCr (BT.601 matrix, no offsets: colours are additive) so chroma can
   take fewer bits; grayscale is stored as is.
 
@@ -42,7 +44,7 @@ MIN_SCALE = 1e-3
 #: |log scale| <= MAX_ABS_LOG_SCALE, |shear| <= MAX_ABS_SHEAR, |colour| <= MAX_ABS_COLOR.
 POS_BOUND_FACTOR = 16
 MAX_ABS_LOG_SCALE = 20.0
-MAX_ABS_SHEAR = 1e4
+MAX_ABS_SHEAR = 20.0  # of asinh(c / b)
 MAX_ABS_COLOR = 1e3
 #: Attribute order inside the file (after x and y): see ATTRIBUTE_NAMES for the colour names.
 GEOMETRY_ATTRIBUTES = ("log_a", "log_b", "shear")
@@ -140,14 +142,14 @@ def group_sizes_for(n: int, levels: int) -> list[int]:
 
 
 def _geometry(splats: Splats) -> np.ndarray:
-    """(N, 3) float64 log a, log b, c/b with the sign-canonical Cholesky factor."""
+    """(N, 3) float64 log a, log b, asinh(c/b) with the sign-canonical Cholesky factor."""
     a = splats.chol[:, 0].astype(np.float64)
     c = splats.chol[:, 1].astype(np.float64)
     b = splats.chol[:, 2].astype(np.float64)
     c = c * np.where(a < 0, -1.0, 1.0)
     a = np.maximum(np.abs(a), MIN_SCALE)
     b = np.maximum(np.abs(b), MIN_SCALE)
-    return np.stack([np.log(a), np.log(b), c / b], axis=1)
+    return np.stack([np.log(a), np.log(b), np.arcsinh(c / b)], axis=1)
 
 
 def _colors(splats: Splats) -> tuple[int, np.ndarray]:
@@ -250,7 +252,7 @@ def dequantize(q: Quantized, count: int | None = None) -> Splats:
     attrs = [from_symbols(q.qattr[:n, k], r[2 + k, 0], r[2 + k, 1], attr_bits[k]) for k in range(len(attr_bits))]
     a = np.exp(attrs[0])
     b = np.exp(attrs[1])
-    c = attrs[2] * b
+    c = np.sinh(attrs[2]) * b
     col = np.stack(attrs[3:], axis=1)
     if q.color_space == COLOR_YCBCR:
         col = col @ _YCBCR_TO_RGB.T
