@@ -309,3 +309,16 @@ def test_delta_stream_leaving_its_range_is_a_format_error():
     np.testing.assert_array_equal(from_deltas(to_deltas(v, 7), 7), v)
     with pytest.raises(FormatError):
         from_deltas(np.array([254, 254]), 7)  # 64 + 127 + 127 > 127
+
+
+def test_render_work_limit_stops_decoder_bombs():
+    """Many image-sized Gaussians would make rendering take hours: refused before rendering."""
+    from splatcodec.codec import api
+    n = 3000
+    s = Splats(np.full((n, 2), 500.0), np.tile([2000.0, 0.0, 2000.0], (n, 1)), np.full((n, 3), 0.001), 1000, 1000)
+    data = encode(s, levels=1)
+    assert api.render_work(api.decode_splats(data), 1000, 1000) > 1e9
+    with pytest.raises(LimitExceededError, match="Gaussian-pixel"):
+        api.decode(data, width=4000, height=4000, max_pixels=1 << 25)
+    small = api.decode_splats(data, max_gaussians=1)
+    assert api.render_work(small, 1000, 1000) == pytest.approx(1e6)

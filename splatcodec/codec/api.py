@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InvalidInputError, SplatcodecError
 from ..splats import Splats
 from . import bitstream
-from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, Limits
+from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, Limits
 from .quantize import BitDepths, dequantize, quantize
 
 #: Defaults of the knobs; documented in docs/codec.md.
@@ -414,8 +414,21 @@ def decode(data: bytes, *, width: int | None = None, height: int | None = None, 
 
     splats = decode_splats(data, max_gaussians=max_gaussians, max_pixels=max_pixels, gaussian_limit=gaussian_limit)
     out_w, out_h = _output_size(splats.width, splats.height, width, height, scale)
-    Limits(max_pixels=max_pixels).check_pixels(out_w, out_h, "output image")
+    limits = Limits(max_pixels=max_pixels, max_render_work=None if max_pixels is None else DEFAULT_MAX_RENDER_WORK)
+    limits.check_pixels(out_w, out_h, "output image")
+    limits.check_render_work(render_work(splats, out_w, out_h))
     return render(splats, width=out_w, height=out_h, max_pixels=None)  # limit checked above
+
+
+def render_work(splats: Splats, width: int, height: int) -> float:
+    """Sum over Gaussians of their 3-sigma bounding boxes clipped to a ``width`` x ``height`` output."""
+    from ..splats import CUTOFF_SIGMA
+
+    sx, sy = width / splats.width, height / splats.height
+    chol = splats.chol.astype(np.float64)
+    half_w = CUTOFF_SIGMA * np.abs(chol[:, 0]) * sx
+    half_h = CUTOFF_SIGMA * np.hypot(chol[:, 1], chol[:, 2]) * sy
+    return float(np.sum(np.minimum(2 * half_w + 2, width) * np.minimum(2 * half_h + 2, height)))
 
 
 def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> GsplatInfo:

@@ -45,6 +45,10 @@ FLAG_REQUIRED = 1
 DEFAULT_MAX_PIXELS = 1 << 25
 #: Default Gaussian-count limit; decoding allocates roughly 150 bytes per Gaussian.
 DEFAULT_MAX_GAUSSIANS = 2_000_000
+#: Default limit on rendering work: the sum over Gaussians of their 3-sigma boxes clipped to the
+#: output, in pixels. Kodak files need ~1e7; this (~8.6e9, a few minutes at worst) stops files
+#: whose few million image-sized Gaussians would keep a decoder busy for hours.
+DEFAULT_MAX_RENDER_WORK = 1 << 33
 #: Largest width or height a header may declare, whatever the limits.
 MAX_DIMENSION = 1 << 20
 
@@ -55,12 +59,19 @@ class Limits:
 
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_gaussians: int | None = DEFAULT_MAX_GAUSSIANS
+    max_render_work: float | None = DEFAULT_MAX_RENDER_WORK
 
     def check_pixels(self, width: int, height: int, what: str = "image") -> None:
         if self.max_pixels is not None and width * height > self.max_pixels:
             raise LimitExceededError(
                 f"{what} of {width}x{height} = {width * height} pixels exceeds the limit of "
                 f"{self.max_pixels} (pass max_pixels=None or a larger value to allow it)")
+
+    def check_render_work(self, work: float) -> None:
+        if self.max_render_work is not None and work > self.max_render_work:
+            raise LimitExceededError(
+                f"rendering would touch {work:.3g} Gaussian-pixel pairs, over the limit of "
+                f"{self.max_render_work:.3g} (pass max_pixels=None to lift all decode limits)")
 
     def check_gaussians(self, count: int) -> None:
         if self.max_gaussians is not None and count > self.max_gaussians:
