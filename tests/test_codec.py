@@ -34,7 +34,7 @@ def encoded(crop) -> tuple[bytes, api.EncodeStats]:
 
 
 # ------------------------------------------------------------------------------------- golden
-GOLDEN_FILE_SHA256 = "61a3d2bea185b9bbb061098d065ce3110f9e911ee8afc5fcd30a3ad8fe3fdbd5"
+GOLDEN_FILE_SHA256 = "bd04bd5ceee84c2f3203828f9bb4a6376388ecbdf95325a70896c0a0ef4e889b"
 GOLDEN_SPLATS_SHA256 = "a7ebb59c9d2a99932e015e18fe988f695837b287809e5a9064e74ab780e6c012"
 
 

@@ -123,26 +123,37 @@ def _gamma_bits(values: np.ndarray) -> int:
     return int(np.sum(2 * np.floor(np.log2(values + 1)).astype(np.int64) + 1))
 
 
-def _quantized_counts(hist: np.ndarray) -> np.ndarray:
-    """Rescale a histogram so its maximum is <= COUNT_SCALE, keeping every used symbol nonzero."""
+def _quantized_counts(hist: np.ndarray, scale: int = COUNT_SCALE) -> np.ndarray:
+    """Rescale a histogram so its maximum is <= ``scale``, keeping every used symbol nonzero."""
     hist = hist.astype(np.float64)
     peak = hist.max()
-    if peak <= COUNT_SCALE:
+    if peak <= scale:
         return hist.astype(np.int64)
-    scaled = np.round(hist * (COUNT_SCALE / peak)).astype(np.int64)
+    scaled = np.round(hist * (scale / peak)).astype(np.int64)
     scaled[(hist > 0) & (scaled == 0)] = 1
     return scaled
 
 
+#: Precisions tried for the stored histogram: coarse counts cost fewer header bits, which wins for
+#: short streams (the decoder only requires counts <= COUNT_SCALE).
+_COUNT_SCALES = (31, 127, 511, COUNT_SCALE)
+
+
 def _model_cost(values: np.ndarray, bits: int, shift: int) -> tuple[float, np.ndarray]:
-    buckets = values >> shift
-    hist = np.bincount(buckets, minlength=1)
-    counts = _quantized_counts(hist)
-    p = counts / counts.sum()
+    hist = np.bincount(values >> shift, minlength=1)
     used = hist > 0
-    data_bits = -np.sum(hist[used] * np.log2(p[used])) + values.size * shift
-    header_bits = 18 + _gamma_bits(counts)
-    return float(data_bits + header_bits), counts
+    best: tuple[float, np.ndarray] | None = None
+    for scale in _COUNT_SCALES:
+        counts = _quantized_counts(hist, scale)
+        p = counts / counts.sum()
+        data_bits = -np.sum(hist[used] * np.log2(p[used])) + values.size * shift
+        cost = float(data_bits + 18 + _gamma_bits(counts))
+        if best is None or cost < best[0]:
+            best = (cost, counts)
+        if hist.max() <= scale:
+            break  # larger scales store the same exact counts
+    assert best is not None
+    return best
 
 
 def fit_model(values: np.ndarray, bits: int, allow_shift: bool = True) -> StreamModel:
