@@ -167,17 +167,45 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
     pairs = _plan(_expand_inputs(inputs), output, SUFFIX)
     _check_overwrite(pairs, force)
     show = not quiet and len(pairs) > 1
+    steps = _StepBar(enabled=not quiet and len(pairs) == 1)
     with click.progressbar(pairs, label="encoding", file=sys.stderr, show_pos=True) if show \
             else _nullbar(pairs) as bar:
         for src, dst in bar:
             pixels, metadata = read_image(io.BytesIO(_read_input(src)) if src == "-" else src)
             data, stats = encode_image(pixels, quality, target_bpp=target_bpp, target_psnr=target_psnr,
                                        num_gaussians=gaussians, effort=effort, levels=levels, threads=threads,
-                                       seed=seed, metadata=metadata or None, return_stats=True)
+                                       seed=seed, metadata=metadata or None, return_stats=True,
+                                       progress=steps.update)
+            steps.close()
             _write_output(dst, data, force)
             if not quiet and dst != "-" and len(pairs) == 1:
                 click.echo(f"{src} -> {dst}: {stats.bytes} bytes, {stats.bpp:.3f} bpp, "
                            f"{stats.psnr:.2f} dB, {stats.num_gaussians} Gaussians, {stats.seconds:.1f} s", err=True)
+
+
+class _StepBar:
+    """Progress of one (long) encode on stderr: a bar over the fitting steps of each attempt."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.attempt = 0
+
+    def update(self, step: int, total: int, label: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None or self.bar.pos >= self.bar.length:
+            self.close()
+            self.attempt += 1
+            self.bar = click.progressbar(length=total, label=f"encoding (attempt {self.attempt})"
+                                         if self.attempt > 1 else "encoding", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(step - self.bar.pos, label)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 class _nullbar:

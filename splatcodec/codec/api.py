@@ -19,7 +19,7 @@ from ..errors import InvalidInputError, SplatcodecError
 from ..splats import Splats
 from . import bitstream
 from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, Limits
-from .quantize import BitDepths, dequantize, quantize
+from .quantize import BitDepths, dequantize, group_sizes_for, quantize
 
 #: Defaults of the knobs; documented in docs/codec.md.
 DEFAULT_QUALITY = 75
@@ -147,8 +147,17 @@ def _check_metadata(metadata: dict | None) -> dict[str, str | bytes] | None:
     return metadata
 
 
+#: ``progress(step, total, label)`` callback type: called after each fitting step of an attempt.
+Progress = Callable[[int, int, str], None]
+
+
+def _no_progress(step: int, total: int, label: str) -> None:
+    return None
+
+
 def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refine: int, seed: int,
-                        threads: int, fit_kwargs: dict) -> tuple[Splats, list[int] | None]:
+                        threads: int, fit_kwargs: dict,
+                        progress: Progress = _no_progress) -> tuple[Splats, list[int] | None]:
     """Fit ``n`` Gaussians in progressive groups: each group is fitted to the residual of the ones before.
 
     Group k (sizes double: n/8, n/8, n/4, n/2 for 4 levels) only sees what groups 0..k-1 left
@@ -160,11 +169,13 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
     """
     from ..fitting import fit
     from ..render import render_float
-    from .quantize import group_sizes_for
 
     sizes = group_sizes_for(n, levels)
+    total = len(sizes) + 2
     if len(sizes) <= 1:
-        return fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, **fit_kwargs), None
+        result = fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, **fit_kwargs)
+        progress(total - 1, total, "fitted")
+        return result, None
     target = pixels.astype(np.float32).reshape(pixels.shape[0], pixels.shape[1], -1) / np.float32(255.0)
     explained = np.zeros_like(target)
     parts: list[Splats] = []
@@ -173,22 +184,25 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
                    **fit_kwargs)
         explained += render_float(part).reshape(target.shape)
         parts.append(part)
+        progress(k + 1, total, f"fitted group {k + 1}/{len(sizes)}")
     stacked = Splats(np.concatenate([p.xy for p in parts]), np.concatenate([p.chol for p in parts]),
                      np.concatenate([p.color for p in parts]), pixels.shape[1], pixels.shape[0])
     groups = [p.num_gaussians for p in parts]
     if refine:  # short joint polish; moves the groups a little but keeps the prefixes useful
         stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads, lr_scale=0.3)
+        progress(total - 1, total, "joint polish")
     return stacked, (groups if stacked.num_gaussians == sum(groups) else None)
 
 
 def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: int, seed: int, threads: int,
-              metadata, fit_kwargs: dict) -> tuple[bytes, float, dict[str, float], int]:
+              metadata, fit_kwargs: dict,
+              progress: Progress = _no_progress) -> tuple[bytes, float, dict[str, float], int]:
     """One fit + quantization-aware refinement + coding at ``n`` Gaussians. Returns (data, psnr, bits, N)."""
     from ..fitting import fit  # the native core; imported lazily so the format code works without it
     from ..render import render
 
     iters, refine = _iterations(effort)
-    splats, groups = _fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs)
+    splats, groups = _fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress)
     q = quantize(splats, bits, levels=levels, groups=groups)
     if refine:
         # Quantization-aware step: keep the quantized geometry fixed and re-fit the colours to it (the
@@ -201,6 +215,8 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes)
     data, stats = bitstream.write(q, metadata)
+    steps = len(group_sizes_for(n, levels)) + 2
+    progress(steps, steps, "quantized and coded")
     from ..metrics import psnr
     quality = psnr(render(dequantize(q)).reshape(pixels.shape), pixels)
     return data, quality, stats.bits, q.num_gaussians
@@ -210,7 +226,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
            target_psnr: float | None = None, num_gaussians: int | None = None, effort: int = DEFAULT_EFFORT,
            bits: BitDepths | None = None, levels: int = DEFAULT_LEVELS, seed: int = 0, threads: int = 0,
            metadata: dict[str, str | bytes] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           return_stats: bool = False, fit_kwargs: dict | None = None) -> bytes | tuple[bytes, EncodeStats]:
+           return_stats: bool = False, fit_kwargs: dict | None = None,
+           progress: Progress | None = None) -> bytes | tuple[bytes, EncodeStats]:
     """Compress an image into ``.gsplat`` bytes.
 
     Args:
@@ -229,6 +246,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         metadata: str -> str | bytes entries stored in the optional META section (e.g. ``icc``).
         max_pixels: refuse larger images (:class:`LimitExceededError`); ``None`` disables.
         return_stats: also return an :class:`EncodeStats`.
+        progress: called as ``progress(step, total, label)`` after each fitting step (per attempt
+            of the rate search; ``step`` restarts at 1 for each attempt).
     """
     from ..image_io import as_array
 
@@ -256,7 +275,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     def attempt(n: int):
         depths = bits or bits_for_quality(quality, channels, n, w, h)
         data, p, stream_bits, n_final = _compress(pixels, n, depths, effort, levels, seed, threads, metadata,
-                                                  fit_kwargs)
+                                                  fit_kwargs, progress or _no_progress)
         attempts.append((n, len(data), p))
         return data, p, stream_bits, n_final
 
