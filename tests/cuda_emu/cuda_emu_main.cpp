@@ -1,13 +1,18 @@
-// Runs the CUDA rasteriser kernels (src_cuda/raster_cuda_kernels.cuh) on the CPU under the emulator in
+// Runs the CUDA rasteriser and fitting kernels (src_cuda/raster_cuda_kernels.cuh, fit_cuda_kernels.cuh) on the CPU under the emulator in
 // cuda_emu.h, with host code that mirrors CudaRasterizer (raster_cuda.cu) step for step; CUB's scan and
 // radix sort are replaced by std::partial_sum and std::stable_sort, which compute the same results.
 // Used by tests/test_cuda_emu.py. Usage (raw little-endian float32 files):
 //   cuda_emu render   C W H N params.f32 out.f32                  -> out: H x W x C
 //   cuda_emu backward C W H N params.f32 grad_image.f32 out.f32   -> out: N x (5 + C)
 //   cuda_emu mse      C W H N params.f32 target_planar.f32 grad.f32 error_map.f32 loss.f64
+//   cuda_emu fit      C W H N params.f32 image_hwc.f32 ITERATIONS LR_XY LR_CHOL LR_COLOR LR_FINAL_RATIO
+//                     MIN_CHOL L1 out_params.f32 out_sse.f64
+//                     (the loop of fit_image_cuda from the given Gaussians: bin + fused MSE step + Adam per
+//                     iteration; out_sse has the loss of every iteration, then of the final parameters)
 // Also prints "entries <count>" (tile entries after binning) on stdout.
 #include "cuda_emu.h"  // first: defines the CUDA keywords the kernels use
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -15,6 +20,7 @@
 #include <numeric>
 #include <string>
 
+#include "fit_cuda_kernels.cuh"
 #include "raster_cuda_kernels.cuh"
 
 using namespace splat;
@@ -120,6 +126,27 @@ void reduce(const Binned& b, const std::vector<float>& entry_grads, std::vector<
   emu::launch(grid_for(n * stride, 256), 256, [&] { reduce_entries_kernel(eg, off, n, stride, out); });
 }
 
+// CudaRasterizer::mse_step with the kernels emulated; returns the sum of squared errors.
+double mse_step(const Binned& b, const float* target_planar, std::vector<float>& grad, float* error_map) {
+  const int stride = kGeometryFloats + b.channels;
+  const unsigned tiles = unsigned(b.tiles());
+  std::vector<float> entry_grads(std::max<int64_t>(b.entries, 1) * stride, NAN);
+  std::vector<double> tile_loss(tiles, NAN), loss(1, NAN);
+  const float scale = 2.0f / (float(b.width) * float(b.height) * float(b.channels));
+  const RasterView v = b.view();
+  float* eg = entry_grads.data();
+  double* tl = tile_loss.data();
+  if (b.channels == 1)
+    emu::launch(tiles, kBlock, [&] { backward_kernel<1, true>(v, nullptr, target_planar, error_map, scale, tl, eg); });
+  else
+    emu::launch(tiles, kBlock, [&] { backward_kernel<3, true>(v, nullptr, target_planar, error_map, scale, tl, eg); });
+  reduce(b, entry_grads, grad);
+  double* l = loss.data();
+  const int ntiles = int(tiles);
+  emu::launch(1, 1024, [&] { sum_loss_kernel(tl, ntiles, l); });
+  return loss[0];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,25 +184,49 @@ int main(int argc, char** argv) {
     } else if (mode == "mse") {
       if (argc < 11) throw std::invalid_argument("mse needs target, grad, error map and loss paths");
       const std::vector<float> target = read_floats(argv[7], pixels * channels);
-      std::vector<float> entry_grads(std::max<int64_t>(b.entries, 1) * stride, NAN), grad;
-      std::vector<float> error_map(pixels, -1.0f);
-      std::vector<double> tile_loss(tiles, NAN), loss(1, NAN);
-      const float scale = 2.0f / (float(width) * float(height) * float(channels));
-      float* eg = entry_grads.data();
-      float* em = error_map.data();
-      double* tl = tile_loss.data();
-      const float* t = target.data();
-      if (channels == 1)
-        emu::launch(tiles, kBlock, [&] { backward_kernel<1, true>(v, nullptr, t, em, scale, tl, eg); });
-      else
-        emu::launch(tiles, kBlock, [&] { backward_kernel<3, true>(v, nullptr, t, em, scale, tl, eg); });
-      reduce(b, entry_grads, grad);
-      double* l = loss.data();
-      const int ntiles = int(tiles);
-      emu::launch(1, 1024, [&] { sum_loss_kernel(tl, ntiles, l); });
+      std::vector<float> grad, error_map(pixels, -1.0f);
+      const double loss = mse_step(b, target.data(), grad, error_map.data());
       write(argv[8], grad);
       write(argv[9], error_map);
-      write(argv[10], loss);
+      write(argv[10], std::vector<double>{loss});
+    } else if (mode == "fit") {
+      if (argc < 17) throw std::invalid_argument("fit needs image, iterations, 6 settings and 2 output paths");
+      const std::vector<float> image = read_floats(argv[7], pixels * channels);
+      const int iterations = std::atoi(argv[8]);
+      const float lr[3] = {std::strtof(argv[9], nullptr), std::strtof(argv[10], nullptr),
+                           std::strtof(argv[11], nullptr)};
+      const float lr_final_ratio = std::strtof(argv[12], nullptr), min_chol = std::strtof(argv[13], nullptr);
+      const float l1 = std::strtof(argv[14], nullptr);
+      std::vector<float> target(pixels * channels);
+      for (size_t q = 0; q < pixels; ++q)
+        for (int c = 0; c < channels; ++c) target[c * pixels + q] = image[q * channels + c];
+      std::vector<float> p = params, m(params.size(), 0.0f), vv(params.size(), 0.0f), grad;
+      std::vector<double> losses;
+      const double decay = iterations > 1 ? std::log(lr_final_ratio) / (iterations - 1) : 0.0;
+      for (int it = 0; it < iterations; ++it) {  // as fit_image_cuda (no target PSNR)
+        Binned bi = bin(p.data(), n, channels, width, height);
+        losses.push_back(mse_step(bi, target.data(), grad, nullptr));
+        AdamStep a;
+        a.lr_base[0] = lr[0];
+        a.lr_base[1] = lr[1];
+        a.lr_base[2] = lr[2];
+        a.lr_scale = float(std::exp(decay * it));
+        a.bc1 = 1.0f - std::pow(kAdamBeta1, float(it + 1));
+        a.bc2 = 1.0f - std::pow(kAdamBeta2, float(it + 1));
+        a.l1 = l1;
+        a.min_chol = min_chol;
+        a.width = float(width);
+        a.height = float(height);
+        float* pp = p.data();
+        const float* gg = grad.data();
+        float* mm = m.data();
+        float* vp = vv.data();
+        emu::launch(grid_for(n, 256), 256, [&] { adam_kernel(pp, gg, mm, vp, n, stride, a); });
+      }
+      Binned bf = bin(p.data(), n, channels, width, height);
+      losses.push_back(mse_step(bf, target.data(), grad, nullptr));
+      write(argv[15], p);
+      write(argv[16], losses);
     } else {
       throw std::invalid_argument("unknown mode " + mode);
     }
