@@ -4,6 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -44,9 +45,23 @@ class CudaStream {
   cudaStream_t stream_ = nullptr;
 };
 
-// Device array of T, allocated on a stream (cudaMallocAsync), that only grows: a fitting loop
-// reallocates only when what it holds grows past the capacity (by 1.5x, to amortise). Contents are not
-// preserved across a growth; callers refill after reserve().
+// Whether the current device supports stream-ordered allocation (cudaMallocAsync); cached per device.
+inline bool memory_pools_supported() {
+  static std::atomic<int> cached[64];  // 0: unknown, 1: yes, 2: no (static storage: zeroed)
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return false;
+  if (cached[device] == 0) {
+    int value = 0;
+    const bool ok = cudaDeviceGetAttribute(&value, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess;
+    cached[device] = ok && value ? 1 : 2;  // threads racing here all store the same value
+  }
+  return cached[device] == 1;
+}
+
+// Device array of T, allocated on a stream (cudaMallocAsync; plain cudaMalloc where memory pools are not
+// supported), that only grows: a fitting loop reallocates only when what it holds grows past the
+// capacity (by 1.5x, to amortise). Contents are not preserved across a growth; callers refill after
+// reserve(). The stream must outlive the buffer (declare the stream first).
 template <typename T>
 class DeviceBuffer {
  public:
@@ -62,12 +77,13 @@ class DeviceBuffer {
     release();
     size_t want = capacity_ + capacity_ / 2;
     if (want < count) want = count;
+    pooled_ = memory_pools_supported();
     void* p = nullptr;
-    cudaError_t err = cudaMallocAsync(&p, want * sizeof(T), stream_);
+    cudaError_t err = allocate(&p, want * sizeof(T));
     if (err == cudaErrorMemoryAllocation && want > count) {  // retry without the headroom
       (void)cudaGetLastError();
       want = count;
-      err = cudaMallocAsync(&p, want * sizeof(T), stream_);
+      err = allocate(&p, want * sizeof(T));
     }
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
@@ -84,12 +100,22 @@ class DeviceBuffer {
   size_t capacity() const { return capacity_; }
 
   void release() noexcept {
-    if (ptr_) cudaFreeAsync(ptr_, stream_);
+    if (ptr_) {
+      if (pooled_)
+        cudaFreeAsync(ptr_, stream_);
+      else
+        cudaFree(ptr_);  // synchronises the device: only on GPUs without memory pools
+    }
     ptr_ = nullptr;
     capacity_ = 0;
   }
 
  private:
+  cudaError_t allocate(void** p, size_t bytes) {
+    return pooled_ ? cudaMallocAsync(p, bytes, stream_) : cudaMalloc(p, bytes);
+  }
+
+  bool pooled_ = true;
   T* ptr_ = nullptr;
   size_t capacity_ = 0;
   cudaStream_t stream_ = nullptr;
