@@ -93,6 +93,7 @@ py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitC
     const int channels = int(images[i].shape(2));
     splat::check_raster_args(configs[i].num_gaussians, channels, images[i].shape(1), images[i].shape(0));
     splat::check_fit_config(configs[i], int(images[i].shape(1)), int(images[i].shape(0)));
+    splat::check_cuda_fit_config(configs[i]);
     splat::CudaFitJob& job = jobs[i];
     job.image = images[i].data();
     job.width = int(images[i].shape(1));

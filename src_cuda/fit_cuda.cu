@@ -28,14 +28,18 @@ double psnr_from_sse(double sse, double count) {
 
 }  // namespace
 
-FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
-                         const float* init_params, int64_t init_num) {
-  check_raster_args(config.num_gaussians, channels, width, height);
-  check_fit_config(config, width, height);
+void check_cuda_fit_config(const FitConfig& config) {
   if (config.prune_every > 0 || config.densify)
     throw std::invalid_argument(
         "the CUDA fitter does not prune or densify: use prune_every = 0 and densify = false, or the CPU "
         "fitter");
+}
+
+FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
+                         const float* init_params, int64_t init_num) {
+  check_raster_args(config.num_gaussians, channels, width, height);
+  check_fit_config(config, width, height);
+  check_cuda_fit_config(config);
   const auto start = std::chrono::steady_clock::now();
   const int stride = kGeometryFloats + channels;
   const int64_t plane = int64_t(width) * height;

@@ -13,6 +13,9 @@
 
 namespace splat {
 
+// Throws std::invalid_argument for settings the CUDA fitter does not support (pruning, densification).
+void check_cuda_fit_config(const FitConfig& config);
+
 // Fits one image (height x width x channels, interleaved, values in [0,1]) on the current CUDA device,
 // on a private stream. Same contract as fit_image(); stats.seconds includes initialisation and uploads.
 FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
