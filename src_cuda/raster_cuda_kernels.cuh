@@ -101,9 +101,15 @@ __device__ __forceinline__ void stage_batch(const RasterView& v, int32_t base, i
   }
 }
 
-// The pixel's value: the tile's Gaussians summed in list (= Gaussian index) order, with the CPU's rule
-// that only rows inside a Gaussian's box are evaluated (columns are cut by the q cutoff). Must be
-// called by the whole block.
+// Whether pixel tp lies in g's box (prepare_gaussian's exact 3-sigma extent, computed in double). Only
+// such pixels are evaluated: a pixel outside it has q > 9 in exact arithmetic, so this also settles
+// float rounding of q at the cutoff the same way on every backend and SIMD width.
+__device__ __forceinline__ bool in_box(const Prepared& g, const TilePixel& tp) {
+  return tp.px >= g.x0 && tp.px <= g.x1 && tp.py >= g.y0 && tp.py <= g.y1;
+}
+
+// The pixel's value: the tile's Gaussians summed in list (= Gaussian index) order, each evaluated only
+// inside its box (in_box). Must be called by the whole block.
 template <int C, int kBatch>
 __device__ void render_pixel(const RasterView& v, int32_t begin, int32_t end, const TilePixel& tp,
                              Prepared* s_g, float (*s_c)[C], float* acc) {
@@ -115,7 +121,7 @@ __device__ void render_pixel(const RasterView& v, int32_t begin, int32_t end, co
     __syncthreads();
     for (int j = 0; j < count; ++j) {
       const Prepared& g = s_g[j];
-      if (tp.py < g.y0 || tp.py > g.y1) continue;
+      if (!in_box(g, tp)) continue;
       const Mahalanobis m = mahalanobis(g, fx, fy);
       const float w = gaussian_weight(m.q);
 #pragma unroll
@@ -218,7 +224,7 @@ __global__ void __launch_bounds__(kBlock)
 #pragma unroll
       for (int k = 0; k < kSums; ++k) sums[k] = 0.0f;
       float w = 0.0f;
-      if (tp.py >= g.y0 && tp.py <= g.y1) {
+      if (in_box(g, tp)) {
         const Mahalanobis m = mahalanobis(g, fx, fy);
         w = gaussian_weight(m.q);
         if (w != 0.0f) {
