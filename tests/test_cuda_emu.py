@@ -206,6 +206,19 @@ def test_very_wide_gaussians_cover_every_tile(gpu: Emu, row: list[float]) -> Non
     check(gpu, params, 37, 23)
 
 
+def test_cutoff_is_hard(gpu: Emu) -> None:
+    # sigma 1 on pixel 0: pixel 3 at q == 9 exactly is kept, pixel 4 is not; at 3.1 sigma pixel 3 is cut,
+    # with no gradient either.
+    got = gpu.render(np.array([[0.5, 0.5, 1.0, 0.0, 1.0, 1.0]], np.float32), 6, 1)[0, :, 0]
+    np.testing.assert_allclose(got[:4], np.exp(-0.5 * np.arange(4) ** 2), rtol=1e-6)
+    assert got[4] == 0.0 and got[5] == 0.0
+    narrow = np.array([[0.5, 0.5, 3.0 / 3.1, 0.0, 1.0, 1.0]], np.float32)
+    assert gpu.render(narrow, 6, 1)[0, 3, 0] == 0.0
+    g = np.zeros((1, 6, 1), np.float32)
+    g[0, 3, 0] = 1.0
+    np.testing.assert_array_equal(gpu.backward(narrow, 6, 1, g), 0.0)
+
+
 def test_zero_gaussians(gpu: Emu) -> None:
     params = np.zeros((0, 8), np.float32)
     np.testing.assert_array_equal(gpu.render(params, 20, 18), 0.0)
