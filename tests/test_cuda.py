@@ -13,7 +13,6 @@ summation order), so GPU vs CPU uses twice the reference tolerance.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
