@@ -4,6 +4,7 @@ Flags are portable by default (x86-64 baseline / generic ARM). Environment switc
   SPLATCODEC_NATIVE_ARCH=1   tune for this machine (-march=native: AVX2/AVX-512 where present);
                              the result may not run on other CPUs.
   SPLATCODEC_DEBUG=1         -O0 -g, assertions on.
+  SPLATCODEC_EXTRA_CFLAGS    extra compiler flags, e.g. for experiments with the kernels' macros.
 """
 from __future__ import annotations
 
@@ -32,14 +33,17 @@ def native_extension() -> Pybind11Extension:
         link_flags += ["-fopenmp"]
     if _flag("SPLATCODEC_NATIVE_ARCH"):
         cxx_flags += ["-march=native"]
+    cxx_flags += os.environ.get("SPLATCODEC_EXTRA_CFLAGS", "").split()
     # The hot loops are written to vectorise: errno-setting math and trapping comparisons would stop
     # GCC from if-converting them. We never read errno or FP exception flags.
     cxx_flags += ["-fno-math-errno", "-fno-trapping-math"]
     sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src_cuda").glob("*.cpp"))
     sources.append("bindings/module.cpp")
+    headers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src_cuda").glob("*.h"))
     return Pybind11Extension(
         "splatcodec._core",
         sources,
+        depends=headers,  # rebuild when a header changes
         include_dirs=["src_cuda"],
         cxx_std=17,
         extra_compile_args=cxx_flags,

@@ -55,11 +55,11 @@ class FitOptions:
     seed: int = 0
     init: InitName | Splats = "adaptive"
     init_scale: float = 1.0
-    adaptive_uniformity: float = 0.5
-    lr_xy: float = 0.1
-    lr_chol: float = 0.05
+    adaptive_uniformity: float = 0.01
+    lr_xy: float = 0.2
+    lr_chol: float = 0.1
     lr_color: float = 0.01
-    lr_final_ratio: float = 0.1
+    lr_final_ratio: float = 0.3
     lr_scale: float = 1.0
     l1_color: float = 0.0
     min_chol: float = 0.3

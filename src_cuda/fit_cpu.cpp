@@ -44,7 +44,7 @@ int64_t prune(State& s, int channels, float threshold, int width, int height) {
   int64_t kept = 0;
   for (int64_t i = 0; i < s.size(); ++i) {
     const float* p = &s.params[i * stride];
-    const Prepared g = prepare_gaussian(p, width, height);
+    const Prepared g = prepare_gaussian(p, channels, width, height);
     const bool visible = g.x0 <= g.x1 && g.y0 <= g.y1;
     if (!visible || luma_of_abs(p + kGeometryFloats, channels) < threshold) continue;
     if (kept != i) {

@@ -17,13 +17,13 @@ struct FitConfig {
   uint64_t seed = 0;
   InitMode init = InitMode::kAdaptive;
   float init_scale = 1.0f;         // initial sigma as a multiple of half the cell size
-  float adaptive_uniformity = 0.5f;  // adaptive init: 0 = split by detail only, larger = closer to grid
+  float adaptive_uniformity = 0.01f;  // adaptive init: 0 = split by detail only, larger = closer to a grid
   // Adam learning rates per parameter group (pixels for xy and chol, [0,1] units for colour); they decay
   // exponentially to lr * lr_final_ratio over the run.
-  float lr_xy = 0.1f;
-  float lr_chol = 0.05f;
+  float lr_xy = 0.2f;
+  float lr_chol = 0.1f;
   float lr_color = 0.01f;
-  float lr_final_ratio = 0.1f;
+  float lr_final_ratio = 0.3f;
   float l1_color = 0.0f;           // weight of the L1 colour penalty (drives weak Gaussians to 0)
   float min_chol = 0.3f;           // projection: diagonal of L kept >= this (pixels)
   // Luminance-aware pruning: every prune_every iterations until prune_until * iterations, drop

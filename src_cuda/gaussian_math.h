@@ -25,7 +25,6 @@ constexpr int kGeometryFloats = 5;               // x, y, l11, l21, l22
 constexpr float kCutoffSigma = 3.0f;             // also splatcodec.splats.CUTOFF_SIGMA
 constexpr float kCutoffQ = kCutoffSigma * kCutoffSigma;
 constexpr float kMinCholDiag = 1e-6f;            // |l11| or |l22| below this: degenerate, skipped
-constexpr float kMaxCoordinate = 1e7f;           // centres/extents beyond this: treated as degenerate
 
 // exp(x) for x in [-kCutoffQ/2 - 1, 0]: 2^(x log2 e) split into integer and fraction, degree-5 minimax-style
 // polynomial for 2^f (max relative error ~1e-7, float rounding level). Branch-free, so it vectorises on the
@@ -66,34 +65,34 @@ struct Prepared {
 
 SPLAT_HD bool finite_f(float v) { return v == v && v - v == 0.0f; }  // false for NaN and +-Inf
 
-// Prepares one Gaussian from its packed geometry [x, y, l11, l21, l22]. Degenerate or non-finite
-// Gaussians and those entirely outside the width x height image get an empty box.
-SPLAT_HD Prepared prepare_gaussian(const float* g, int width, int height) {
+// Prepares one Gaussian from its packed row [x, y, l11, l21, l22, colour...]. Degenerate Gaussians
+// (non-finite parameters, vanishing diagonal of L) and those entirely outside the width x height image
+// get an empty box. The box is computed in double and clamped to the image, so arbitrarily wide or far
+// Gaussians that still reach the image are kept, and no float-to-int conversion can overflow.
+SPLAT_HD Prepared prepare_gaussian(const float* g, int channels, int width, int height) {
   Prepared p;
   p.mx = g[0];
   p.my = g[1];
   p.x0 = 0; p.x1 = -1; p.y0 = 0; p.y1 = -1;
   p.inv_l11 = 0.0f; p.l21 = 0.0f; p.inv_l22 = 0.0f;
+  bool finite = true;
+  for (int k = 0; k < kGeometryFloats + channels; ++k) finite = finite && finite_f(g[k]);
   const float l11 = g[2], l21 = g[3], l22 = g[4];
-  if (!(finite_f(p.mx) && finite_f(p.my) && finite_f(l11) && finite_f(l21) && finite_f(l22))) return p;
-  if (fabsf(l11) < kMinCholDiag || fabsf(l22) < kMinCholDiag) return p;
+  if (!finite || fabsf(l11) < kMinCholDiag || fabsf(l22) < kMinCholDiag) return p;
   // Exact half-extents of the ellipse q <= kCutoffQ: kCutoffSigma * sqrt(Sigma_xx), sqrt(Sigma_yy).
-  const float ex = kCutoffSigma * fabsf(l11);
-  const float ey = kCutoffSigma * sqrtf(l21 * l21 + l22 * l22);
-  if (!(fabsf(p.mx) < kMaxCoordinate && fabsf(p.my) < kMaxCoordinate && ex < kMaxCoordinate &&
-        ey < kMaxCoordinate))
-    return p;
+  const double ex = double(kCutoffSigma) * fabs(double(l11));
+  const double ey = double(kCutoffSigma) * sqrt(double(l21) * l21 + double(l22) * l22);
+  // Pixel j is inside when its centre j + 0.5 lies within [m - e, m + e].
+  const double fx0 = ceil(double(p.mx) - ex - 0.5), fx1 = floor(double(p.mx) + ex - 0.5);
+  const double fy0 = ceil(double(p.my) - ey - 0.5), fy1 = floor(double(p.my) + ey - 0.5);
+  if (fx1 < 0.0 || fy1 < 0.0 || fx0 > width - 1.0 || fy0 > height - 1.0) return p;
   p.inv_l11 = 1.0f / l11;
   p.l21 = l21;
   p.inv_l22 = 1.0f / l22;
-  // Pixel j is inside when its centre j + 0.5 lies within [m - e, m + e].
-  const float fx0 = ceilf(p.mx - ex - 0.5f), fx1 = floorf(p.mx + ex - 0.5f);
-  const float fy0 = ceilf(p.my - ey - 0.5f), fy1 = floorf(p.my + ey - 0.5f);
-  if (fx1 < 0.0f || fy1 < 0.0f || fx0 > width - 1.0f || fy0 > height - 1.0f) return p;
-  p.x0 = fx0 < 0.0f ? 0 : static_cast<int>(fx0);
-  p.y0 = fy0 < 0.0f ? 0 : static_cast<int>(fy0);
-  p.x1 = fx1 > width - 1.0f ? width - 1 : static_cast<int>(fx1);
-  p.y1 = fy1 > height - 1.0f ? height - 1 : static_cast<int>(fy1);
+  p.x0 = fx0 < 0.0 ? 0 : static_cast<int>(fx0);
+  p.y0 = fy0 < 0.0 ? 0 : static_cast<int>(fy0);
+  p.x1 = fx1 > width - 1.0 ? width - 1 : static_cast<int>(fx1);
+  p.y1 = fy1 > height - 1.0 ? height - 1 : static_cast<int>(fy1);
   return p;
 }
 

@@ -16,6 +16,35 @@ constexpr int64_t kMaxSide = 1 << 16;
 constexpr int64_t kMaxPixels = int64_t(1) << 31;
 constexpr int64_t kMaxGaussians = int64_t(1) << 28;
 
+// SIMD width the hot loops are written for: columns are processed in chunks of kLanes with a fixed
+// trip count, so they vectorise without remainder loops (pixels past the image edge are computed but
+// never written out).
+#if defined(SPLAT_LANES)
+constexpr int kLanes = SPLAT_LANES;
+#elif defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+static_assert(kTileSize % kLanes == 0, "tiles must split into whole SIMD chunks");
+
+// Columns of a tile row covered by a Gaussian's box, [first, last], and the same widened to whole
+// chunks, [begin, end). Columns of a chunk outside the box are masked, not left to the cutoff, so a
+// pixel whose float q rounds to <= 9 just outside the exact box never counts: results do not depend on
+// the SIMD width, and match the CUDA kernels, which apply the same box rule.
+struct ColumnSpan {
+  int first, last, begin, end;
+};
+
+inline ColumnSpan column_span(const Prepared& g, const TileRect& tr) {
+  const int first = std::max(g.x0 - tr.x0, 0), last = std::min(g.x1 - tr.x0, kTileSize - 1);
+  return ColumnSpan{first, last, first & ~(kLanes - 1), (last + kLanes) & ~(kLanes - 1)};
+}
+
+inline bool inside(int x, int first, int last) { return x >= first && x <= last; }
+
 inline TileRect tile_rect(int tile, int tiles_x, int width, int height) {
   TileRect r;
   r.x0 = (tile % tiles_x) * kTileSize;
@@ -59,7 +88,7 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
   gauss_offsets_.resize(n + 1);
 #pragma omp parallel for schedule(static) num_threads(threads_)
   for (int64_t i = 0; i < n; ++i) {
-    prepared_[i] = prepare_gaussian(params + i * stride, width, height);
+    prepared_[i] = prepare_gaussian(params + i * stride, channels, width, height);
     const Prepared& p = prepared_[i];
     int64_t tiles = 0;
     if (p.x0 <= p.x1 && p.y0 <= p.y1)
@@ -103,17 +132,20 @@ void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePix
     const Prepared& g = prepared_[gi];
     const float* color = params_ + int64_t(gi) * stride + kGeometryFloats;
     const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
+    const ColumnSpan span = column_span(g, tr);
+    const int first = span.first, last = span.last;
     for (int y = y0; y <= y1; ++y) {
       const float py = tr.y0 + y + 0.5f;
       float* row[C];
       for (int c = 0; c < C; ++c) row[c] = acc[c] + y * kTileSize;
-      // Whole tile rows: a fixed trip count vectorises fully, and the cutoff zeroes pixels outside
-      // the Gaussian's box (pixels past the image edge are never written out).
+      for (int xb = span.begin; xb < span.end; xb += kLanes) {
 #pragma omp simd
-      for (int x = 0; x < kTileSize; ++x) {
-        const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
-        const float w = gaussian_weight(m.q);
-        for (int c = 0; c < C; ++c) row[c][x] += color[c] * w;
+        for (int i = 0; i < kLanes; ++i) {
+          const int x = xb + i;
+          const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
+          const float w = inside(x, first, last) ? gaussian_weight(m.q) : 0.0f;
+          for (int c = 0; c < C; ++c) row[c][x] += color[c] * w;
+        }
       }
     }
   }
@@ -208,38 +240,46 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
       const Prepared& g = prepared_[gi];
       const float* color = params_ + int64_t(gi) * stride + kGeometryFloats;
       const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
+      const ColumnSpan span = column_span(g, tr);
+      const int first = span.first, last = span.last;
       const float ratio = g.l21 * g.inv_l22;
-      // Per-lane partial sums over the rows, reduced across lanes once per Gaussian: a horizontal
-      // reduction per row would cost more than the row itself with wide vectors.
+      // Per-lane partial sums, reduced across lanes once per Gaussian: a horizontal reduction per
+      // chunk would cost more than the chunk itself with wide vectors.
       constexpr int kSums = 5 + C;  // S_x, S_11, S_y, S_21, S_22, then dL/dc_k
-      alignas(64) float lanes[kSums][kTileSize] = {};
+      alignas(64) float lanes[kSums][kLanes] = {};
       for (int y = y0; y <= y1; ++y) {
         const float py = tr.y0 + y + 0.5f;
         const float* grow[C];
         for (int c = 0; c < C; ++c) grow[c] = grad[c] + y * kTileSize;
+        for (int xb = span.begin; xb < span.end; xb += kLanes) {
 #pragma omp simd
-        for (int x = 0; x < kTileSize; ++x) {  // whole rows, as in render_tile
-          const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
-          const float w = gaussian_weight(m.q);
-          float dot = 0.0f;
-          for (int c = 0; c < C; ++c) {
-            dot += grow[c][x] * color[c];
-            lanes[5 + c][x] += grow[c][x] * w;
+          for (int i = 0; i < kLanes; ++i) {
+            const int x = xb + i;
+            const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
+            const float w = inside(x, first, last) ? gaussian_weight(m.q) : 0.0f;
+            float dot = 0.0f;
+            for (int c = 0; c < C; ++c) {
+              dot += grow[c][x] * color[c];
+              lanes[5 + c][i] += grow[c][x] * w;
+            }
+            // Outside the cutoff z may be huge or infinite (an extreme l21): zero it there so that
+            // 0 * inf cannot turn the sums into NaN.
+            const float z1 = w > 0.0f ? m.z1 : 0.0f, z2 = w > 0.0f ? m.z2 : 0.0f;
+            const float gq = -0.5f * w * dot;
+            const float e1 = gq * (z1 - ratio * z2);
+            const float gz2 = gq * z2;
+            lanes[0][i] += e1;
+            lanes[1][i] += e1 * z1;
+            lanes[2][i] += gz2;
+            lanes[3][i] += gz2 * z1;
+            lanes[4][i] += gz2 * z2;
           }
-          const float gq = -0.5f * w * dot;
-          const float e1 = gq * (m.z1 - ratio * m.z2);
-          const float gz2 = gq * m.z2;
-          lanes[0][x] += e1;
-          lanes[1][x] += e1 * m.z1;
-          lanes[2][x] += gz2;
-          lanes[3][x] += gz2 * m.z1;
-          lanes[4][x] += gz2 * m.z2;
         }
       }
       float sums[kSums];
       for (int j = 0; j < kSums; ++j) {
         float total = 0.0f;
-        for (int x = 0; x < kTileSize; ++x) total += lanes[j][x];
+        for (int i = 0; i < kLanes; ++i) total += lanes[j][i];
         sums[j] = total;
       }
       float* out = entry_grads_.data() + e * stride;

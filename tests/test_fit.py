@@ -180,3 +180,16 @@ def test_init_splats_must_match_image(kodim23_crop: np.ndarray) -> None:
     other = Splats(np.zeros((3, 2)), np.ones((3, 3)), np.ones((3, 3)), 64, 64)
     with pytest.raises(InvalidInputError, match="init Splats"):
         sc.fit(kodim23_crop, iterations=1, init=other)
+
+
+def test_python_defaults_match_native_defaults() -> None:
+    """FitOptions documents the defaults; the C++ FitConfig must carry the same ones."""
+    from splatcodec import _native
+
+    native = _native.core().FitConfig()
+    options = sc.FitOptions()
+    for name in ("num_gaussians", "iterations", "init_scale", "adaptive_uniformity", "lr_xy", "lr_chol",
+                 "lr_color", "lr_final_ratio", "l1_color", "min_chol", "prune_every", "prune_threshold",
+                 "prune_until", "densify"):
+        assert getattr(native, name) == pytest.approx(getattr(options, name)), name
+    assert native.init.name == options.init
