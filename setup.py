@@ -4,6 +4,8 @@ Flags are portable by default (x86-64 baseline / generic ARM). Environment switc
   SPLATCODEC_NATIVE_ARCH=1   tune for this machine (-march=native: AVX2/AVX-512 where present);
                              the result may not run on other CPUs.
   SPLATCODEC_DEBUG=1         -O0 -g, assertions on.
+  SPLATCODEC_CUDA=1          also build the CUDA module splatcodec._core_cuda (needs nvcc; see
+                             docs/cuda.md and src_cuda/cuda_build.py for its switches).
   SPLATCODEC_EXTRA_CFLAGS    extra compiler flags, e.g. for experiments with the kernels' macros.
 """
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT / "src_cuda"))
+from cuda_build import cuda_build_ext, cuda_extension  # noqa: E402  (optional CUDA module)
 
 
 def _flag(name: str) -> bool:
@@ -66,7 +70,7 @@ setup(
         "bench": ["matplotlib>=3.7", "bjontegaard>=1.3"],
     },
     entry_points={"console_scripts": ["splatcodec=splatcodec.cli:main"]},
-    ext_modules=[native_extension()],
-    cmdclass={"build_ext": build_ext},
+    ext_modules=[native_extension()] + [e for e in [cuda_extension()] if e is not None],
+    cmdclass={"build_ext": cuda_build_ext(build_ext)},
     zip_safe=False,
 )
