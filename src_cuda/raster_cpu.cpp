@@ -129,8 +129,10 @@ void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePix
   const int stride = kGeometryFloats + C;
   for (int64_t k = tile_offsets_[t]; k < tile_offsets_[t + 1]; ++k) {
     const int32_t gi = entry_gaussian_[tile_entries_[k]];
-    const Prepared& g = prepared_[gi];
-    const float* color = params_ + int64_t(gi) * stride + kGeometryFloats;
+    // Local copies: the compiler then knows the accumulator stores cannot change them.
+    const Prepared g = prepared_[gi];
+    float color[C];
+    for (int c = 0; c < C; ++c) color[c] = params_[int64_t(gi) * stride + kGeometryFloats + c];
     const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
     const ColumnSpan span = column_span(g, tr);
     const int first = span.first, last = span.last;
@@ -143,7 +145,8 @@ void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePix
         for (int i = 0; i < kLanes; ++i) {
           const int x = xb + i;
           const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
-          const float w = inside(x, first, last) ? gaussian_weight(m.q) : 0.0f;
+          const float w_all = gaussian_weight(m.q);  // unconditionally: a plain select vectorises
+          const float w = inside(x, first, last) ? w_all : 0.0f;
           for (int c = 0; c < C; ++c) row[c][x] += color[c] * w;
         }
       }
