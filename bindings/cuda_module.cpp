@@ -19,27 +19,17 @@
 #include "../src_cuda/raster_cpu.h"
 #include "../src_cuda/raster_cuda.h"
 
+#include "common.h"
+
 namespace py = pybind11;
 using splat::FitConfig;
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using namespace splat_bindings;
 
 namespace {
 
-int packed_channels(const FloatArray& params) {
-  if (params.ndim() != 2 || (params.shape(1) != 6 && params.shape(1) != 8))
-    throw std::invalid_argument("params must have shape (N, 6) or (N, 8): x, y, l11, l21, l22, colour");
-  return int(params.shape(1)) - splat::kGeometryFloats;
-}
-
-void check_image(const FloatArray& image) {
-  if (image.ndim() != 3 || (image.shape(2) != 1 && image.shape(2) != 3))
-    throw std::invalid_argument("image must have shape (H, W, 1) or (H, W, 3)");
-}
-
 // `threads` is accepted for signature compatibility with _core and ignored (the work is on the GPU).
 FloatArray render(const FloatArray& params, int64_t width, int64_t height, int /*threads*/) {
-  const int channels = packed_channels(params);
-  splat::check_raster_args(params.shape(0), channels, width, height);
+  const int channels = checked_render_args(params, width, height);
   FloatArray out({height, width, int64_t(channels)});
   {
     py::gil_scoped_release release;
@@ -50,11 +40,8 @@ FloatArray render(const FloatArray& params, int64_t width, int64_t height, int /
 
 FloatArray render_backward(const FloatArray& params, int64_t width, int64_t height,
                            const FloatArray& grad_image, int /*threads*/) {
-  const int channels = packed_channels(params);
-  splat::check_raster_args(params.shape(0), channels, width, height);
-  if (grad_image.ndim() != 3 || grad_image.shape(0) != height || grad_image.shape(1) != width ||
-      grad_image.shape(2) != channels)
-    throw std::invalid_argument("grad_image must have shape (height, width, channels) of the render");
+  const int channels = checked_render_args(params, width, height);
+  check_grad_image(grad_image, width, height, channels);
   FloatArray out({params.shape(0), params.shape(1)});
   {
     py::gil_scoped_release release;
@@ -64,47 +51,22 @@ FloatArray render_backward(const FloatArray& params, int64_t width, int64_t heig
   return out;
 }
 
-py::dict stats_dict(const splat::FitStats& s) {
-  py::dict d;
-  d["iterations"] = s.iterations;
-  d["final_psnr"] = s.final_psnr;
-  d["seconds"] = s.seconds;
-  d["gaussians_initial"] = s.gaussians_initial;
-  d["gaussians_final"] = s.gaussians_final;
-  d["gaussians_pruned"] = s.gaussians_pruned;
-  d["gaussians_added"] = s.gaussians_added;
-  d["reached_target"] = s.reached_target;
-  d["trace_iterations"] = s.trace_iterations;
-  d["trace_psnr"] = s.trace_psnr;
-  return d;
-}
-
 // Fits every image on the GPU. `threads` here is how many images are fitted concurrently (one host
 // thread and CUDA stream each; 0: min(images, 4)).
 py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitConfig>& configs,
                    const std::vector<py::object>& inits, int threads) {
   const size_t count = images.size();
-  if (configs.size() != count || inits.size() != count)
-    throw std::invalid_argument("fit_batch needs one config and one init (or None) per image");
-  std::vector<FloatArray> init_arrays(count);
+  const std::vector<FloatArray> init_arrays = checked_fit_inputs(images, configs, inits);
   std::vector<splat::CudaFitJob> jobs(count);
   for (size_t i = 0; i < count; ++i) {
-    check_image(images[i]);
-    const int channels = int(images[i].shape(2));
-    splat::check_raster_args(configs[i].num_gaussians, channels, images[i].shape(1), images[i].shape(0));
-    splat::check_fit_config(configs[i], int(images[i].shape(1)), int(images[i].shape(0)));
     splat::check_cuda_fit_config(configs[i]);
     splat::CudaFitJob& job = jobs[i];
     job.image = images[i].data();
     job.width = int(images[i].shape(1));
     job.height = int(images[i].shape(0));
-    job.channels = channels;
+    job.channels = int(images[i].shape(2));
     job.config = configs[i];
     if (configs[i].init == splat::InitMode::kGiven) {
-      if (inits[i].is_none()) throw std::invalid_argument("init mode 'given' needs initial Gaussians");
-      init_arrays[i] = inits[i].cast<FloatArray>();
-      if (packed_channels(init_arrays[i]) != channels)
-        throw std::invalid_argument("initial Gaussians have a different channel count than the image");
       job.init_params = init_arrays[i].data();
       job.init_num = init_arrays[i].shape(0);
     }
@@ -124,10 +86,7 @@ py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitC
       if (r.invalid_argument) throw std::invalid_argument(message);
       throw std::runtime_error(message);
     }
-    const int64_t cols = splat::kGeometryFloats + images[i].shape(2);
-    FloatArray params({r.output.num, cols});
-    std::copy(r.output.params.begin(), r.output.params.end(), params.mutable_data());
-    result.append(py::make_tuple(params, stats_dict(r.output.stats)));
+    result.append(fit_result(r.output, int(images[i].shape(2))));
   }
   return result;
 }
@@ -147,31 +106,7 @@ PYBIND11_MODULE(_core_cuda, m) {
     m.attr("InitMode") = core.attr("InitMode");
   } catch (const py::error_already_set&) {
     PyErr_Clear();
-    py::enum_<splat::InitMode>(m, "InitMode", py::module_local())
-        .value("grid", splat::InitMode::kGrid)
-        .value("adaptive", splat::InitMode::kAdaptive)
-        .value("random", splat::InitMode::kRandom)
-        .value("given", splat::InitMode::kGiven);
-    py::class_<FitConfig>(m, "FitConfig", py::module_local())
-        .def(py::init<>())
-        .def_readwrite("num_gaussians", &FitConfig::num_gaussians)
-        .def_readwrite("iterations", &FitConfig::iterations)
-        .def_readwrite("target_psnr", &FitConfig::target_psnr)
-        .def_readwrite("seed", &FitConfig::seed)
-        .def_readwrite("init", &FitConfig::init)
-        .def_readwrite("init_scale", &FitConfig::init_scale)
-        .def_readwrite("adaptive_uniformity", &FitConfig::adaptive_uniformity)
-        .def_readwrite("lr_xy", &FitConfig::lr_xy)
-        .def_readwrite("lr_chol", &FitConfig::lr_chol)
-        .def_readwrite("lr_color", &FitConfig::lr_color)
-        .def_readwrite("lr_final_ratio", &FitConfig::lr_final_ratio)
-        .def_readwrite("l1_color", &FitConfig::l1_color)
-        .def_readwrite("min_chol", &FitConfig::min_chol)
-        .def_readwrite("prune_every", &FitConfig::prune_every)
-        .def_readwrite("prune_threshold", &FitConfig::prune_threshold)
-        .def_readwrite("prune_until", &FitConfig::prune_until)
-        .def_readwrite("densify", &FitConfig::densify)
-        .def_readwrite("threads", &FitConfig::threads);
+    register_fit_config(m, py::module_local());
   }
 
   m.def("device_count", &splat::cuda_device_count, "Number of usable CUDA devices (0 without a GPU/driver).");
