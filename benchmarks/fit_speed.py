@@ -138,10 +138,12 @@ def main(argv: list[str] | None = None) -> dict:
     threads = args.threads or os.cpu_count() or 1
     image = load(args.image)
     height, width = image.shape[:2]
+    lanes = _native.core().SIMD_LANES
     out: dict = {"image": args.image, "width": width, "height": height, "gaussians": args.gaussians,
-                 "threads": threads, "cpu": _cpu_name()}
+                 "threads": threads, "cpu": _cpu_name(), "simd_lanes": lanes}
     print(f"# fit_speed: {args.image} {width}x{height}, {args.gaussians} Gaussians, {threads} threads, "
-          f"{out['cpu']}")
+          f"{out['cpu']}, native core built for {lanes}-float SIMD "
+          f"({ {4: 'portable SSE2', 8: 'AVX2', 16: 'AVX-512'}.get(lanes, '?') })")
 
     ours = splatcodec_per_iteration(image, args.gaussians, args.iterations, threads)
     out["splatcodec_ms_per_iteration"] = ours * 1e3

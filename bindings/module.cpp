@@ -98,6 +98,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "splatcodec native core: tile-based 2D Gaussian rasteriser and fitter (CPU, OpenMP)";
   m.attr("TILE_SIZE") = splat::kTileSize;
   m.attr("CUTOFF_SIGMA") = splat::kCutoffSigma;
+  m.attr("SIMD_LANES") = splat::simd_lanes();
 
   register_fit_config(m);
 

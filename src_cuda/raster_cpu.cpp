@@ -66,6 +66,8 @@ void check_raster_args(int64_t num_gaussians, int channels, int64_t width, int64
     throw std::invalid_argument("Gaussian count " + std::to_string(num_gaussians) + " is out of range");
 }
 
+int simd_lanes() { return kLanes; }
+
 int resolve_threads(int requested) {
   return requested > 0 ? requested : std::max(1, omp_get_max_threads());
 }

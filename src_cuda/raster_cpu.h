@@ -19,6 +19,9 @@ void check_raster_args(int64_t num_gaussians, int channels, int64_t width, int64
 // Threads to use: `requested` if positive, else all OpenMP threads.
 int resolve_threads(int requested);
 
+// Floats per SIMD chunk the kernels were compiled for (4: SSE2 baseline, 8: AVX2, 16: AVX-512).
+int simd_lanes();
+
 // A tile's origin in pixels and its extent clipped to the image.
 struct TileRect {
   int x0, y0;
