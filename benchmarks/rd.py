@@ -191,6 +191,8 @@ class SplatCodec(Codec):
     name: str = SPLAT
     label: str = "splatcodec"
     expensive_encode: bool = True
+    #: Pin the source digest used in the cache key (to summarise a finished run after the tree changed).
+    source_digest: str | None = None
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -204,7 +206,7 @@ class SplatCodec(Codec):
 
     def version(self) -> str:
         mod = importlib.import_module("splatcodec")
-        return f"splatcodec {getattr(mod, '__version__', '?')} (source {_package_digest(mod)})"
+        return f"splatcodec {getattr(mod, '__version__', '?')} (source {self.source_digest or _package_digest(mod)})"
 
     def settings(self) -> dict[str, Any]:
         return dict(self.kwargs)
@@ -635,8 +637,11 @@ CSV_FIELDS = ["codec", "param", "value", "image", "width", "height", "bytes", "b
 
 
 def write_outputs(out: Path, dataset: str, curves: dict[str, Curve], rows: list[dict[str, Any]]) -> None:
-    """JSON per codec, per-image and summary CSVs."""
+    """JSON per codec, per-image and summary CSVs. These describe this run only: JSON left by an earlier
+    run (other codecs or images) is removed, since the cache can rebuild it cheaply."""
     (out / "json").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "json").glob("*.json"):
+        stale.unlink()
     for name, c in curves.items():
         if c.bpp:
             (out / "json" / f"{name}.json").write_text(json.dumps(c.to_compressai(dataset), indent=2))
@@ -681,6 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splat-param", default="quality", choices=["quality", "target_bpp", "num_gaussians"],
                    help="splatcodec.encode keyword swept (default quality)")
     p.add_argument("--splat-kwargs", default="{}", help="JSON of extra splatcodec.encode keywords")
+    p.add_argument("--splat-source", metavar="DIGEST",
+                   help="use cached splatcodec results recorded under this source digest (printed at the start "
+                        "of a run) instead of hashing the current tree")
+    p.add_argument("--cached-only", action="store_true",
+                   help="measure nothing; summarise what the cache already holds")
     p.add_argument("--bd-test", default=SPLAT, help="codec whose BD-rates are tabulated (default splatcodec)")
     p.add_argument("--bd-bpp", type=_parse_values, metavar="LO,HI",
                    help="use only rate points within this bpp range for BD metrics (default: all points)")
@@ -692,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def select_codecs(args: argparse.Namespace) -> tuple[list[Codec], list[str]]:
     """Available codecs with any sweep overrides applied, and messages about the unavailable ones."""
-    splat = SplatCodec(param=args.splat_param, kwargs=json.loads(args.splat_kwargs))
+    splat = SplatCodec(param=args.splat_param, kwargs=json.loads(args.splat_kwargs), source_digest=args.splat_source)
     if args.splat_param == "target_bpp":
         splat.default_values = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5)
     elif args.splat_param == "num_gaussians":
@@ -769,7 +779,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cached_rows.append(row)
                 else:
                     tasks.append(Task(c, float(v), str(p), shas[p], str(cf_path), args.repeats))
-    print(f"{len(cached_rows)} measurements cached, {len(tasks)} to run")
+    if args.cached_only:
+        print(f"{len(cached_rows)} measurements cached, {len(tasks)} missing (--cached-only: not run)")
+        tasks = []
+    else:
+        print(f"{len(cached_rows)} measurements cached, {len(tasks)} to run")
     new_rows, errors = measure(tasks, args.jobs, args.quiet)
     rows = cached_rows + new_rows
     curves = summarize(codecs, rows, len(images))
