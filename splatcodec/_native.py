@@ -14,6 +14,16 @@ _BUILD_HINT = ("build it with `pip install -e .` (or `python setup.py build_ext 
 
 T = TypeVar("T")
 
+#: Most threads a call may ask for; more would only cost thread start-up.
+MAX_THREADS = 1024
+
+
+def check_threads(threads: Any) -> int:
+    """Validates a ``threads`` argument (0 = all cores) and returns it as int."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise InvalidInputError(f"threads must be an integer in 0..{MAX_THREADS} (0: all cores), got {threads!r}")
+    return threads
+
 
 def _prefer_passive_openmp_waits() -> None:
     # libgomp's default lets idle threads spin at every barrier; when the machine is busier than our

@@ -166,7 +166,7 @@ def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int
         images = list(images)
     if not isinstance(images, Sequence) or isinstance(images, (str, bytes)):
         raise InvalidInputError("fit_batch expects a sequence of images")
-    _check_int("threads", threads, minimum=0)
+    threads = _native.check_threads(threads)
     opts = _make_options(dict(options, num_gaussians=num_gaussians, iterations=iterations,
                               target_psnr=target_psnr, seed=seed))
     arrays = [to_float_image(img, max_pixels=max_pixels) for img in images]

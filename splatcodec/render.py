@@ -51,6 +51,7 @@ def render_float(splats: Splats, width: int | None = None, height: int | None = 
     width, height = output_size(splats, width, height)
     if max_pixels is not None and width * height > max_pixels:
         raise LimitExceededError(f"output of {width}x{height} exceeds the limit of {max_pixels} pixels")
+    threads = _native.check_threads(threads)
     return _native.call("render", scaled_params(splats, width, height), width, height, threads)
 
 

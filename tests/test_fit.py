@@ -155,6 +155,7 @@ def test_bad_images_raise_our_error(image: object, message: str) -> None:
     (dict(lr_xy=-1.0), "lr_xy"),
     (dict(prune_until=2.0), "prune_until"),
     (dict(threads=-1), "threads"),
+    (dict(threads=5000), "threads"),
     (dict(no_such_option=1), "unknown fit option"),
 ])
 def test_bad_options_raise_our_error(kwargs: dict, message: str) -> None:
