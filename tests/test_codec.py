@@ -24,7 +24,7 @@ FAST = dict(effort=1, threads=1)
 def crop() -> np.ndarray:
     path = KODAK / "kodim23.png"
     if not path.exists():
-        pytest.skip("Kodak images not available")
+        pytest.fail(f"test data missing: {path} (see tests/conftest.py)")
     return np.asarray(Image.open(path).convert("RGB"))[200:248, 300:364].copy()  # 64x48, parrot detail
 
 
