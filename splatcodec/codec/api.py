@@ -1,8 +1,9 @@
 """Public codec API: encode/decode images to/from ``.gsplat`` bytes, files, info and rate control.
 
-Pipeline of :func:`encode`: fit ``N`` Gaussians -> quantize -> briefly continue fitting from the
-dequantized Gaussians with a small learning rate (the quantizer "in the loop": the fit repairs what
-quantization broke) -> quantize again -> entropy code. Rate control picks ``N`` and the bit depths.
+Pipeline of :func:`encode` (details and measurements in docs/codec.md): fit ``N`` Gaussians coarse
+to fine, one progressive group at a time on the residual of the previous groups, plus a short joint
+polish -> quantize -> re-fit only the colours with the quantized geometry frozen (the quantizer in
+the loop) -> quantize the colours -> entropy code. Rate control picks ``N`` and the bit depths.
 """
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import InvalidInputError, SplatcodecError
+from ..errors import FormatError, InvalidInputError
 from ..splats import Splats
 from . import bitstream
 from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, Limits
@@ -29,9 +30,6 @@ DEFAULT_LEVELS = 4
 #: Relative tolerance of ``target_bpp`` and absolute tolerance (dB) of ``target_psnr``.
 BPP_TOLERANCE = 0.05
 PSNR_TOLERANCE = 0.2
-
-_UNSET: Any = object()
-
 
 @dataclass
 class EncodeStats:
@@ -368,7 +366,6 @@ def _limits(max_pixels: int | None, gaussian_limit: int | None) -> Limits:
 def _as_bytes(data: Any) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
-    from ..errors import FormatError
     raise FormatError(f"expected .gsplat bytes, got {type(data).__name__}")
 
 
