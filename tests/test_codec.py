@@ -261,3 +261,13 @@ def test_as_array_conversions():
     assert as_array(np.array([[0.0, 1.0]])).tolist() == [[0, 255]]
     assert as_array(np.array([[65535]], np.uint16)).tolist() == [[255]]
     assert as_array(np.zeros((2, 2, 1), np.uint8)).shape == (2, 2)
+
+
+def test_single_group_files_are_smaller_at_equal_gaussian_count(crop):
+    """levels=1 keeps the coarse-to-fine fit but drops the group order information."""
+    one = api.encode(crop, num_gaussians=120, levels=1, **FAST)
+    four = api.encode(crop, num_gaussians=120, levels=4, **FAST)
+    assert api.info(one).progressive_groups == [120]
+    assert api.info(four).progressive_groups == [15, 15, 30, 60]
+    assert len(one) < len(four)
+    assert psnr(api.decode(one), crop) > 26

@@ -27,6 +27,8 @@ DEFAULT_QUALITY = 75
 DEFAULT_EFFORT = 4
 MAX_EFFORT = 9
 DEFAULT_LEVELS = 4
+#: The encoder fits in at least this many coarse-to-fine stages, whatever ``levels`` is.
+FIT_STAGES = 4
 #: Relative tolerance of ``target_bpp`` and absolute tolerance (dB) of ``target_psnr``.
 BPP_TOLERANCE = 0.05
 PSNR_TOLERANCE = 0.2
@@ -156,9 +158,12 @@ def _no_progress(step: int, total: int, label: str) -> None:
 def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refine: int, seed: int,
                         threads: int, fit_kwargs: dict,
                         progress: Progress = _no_progress) -> tuple[Splats, list[int] | None]:
-    """Fit ``n`` Gaussians in progressive groups: each group is fitted to the residual of the ones before.
+    """Fit ``n`` Gaussians in stages: each stage is fitted to the residual of the ones before.
 
-    Group k (sizes double: n/8, n/8, n/4, n/2 for 4 levels) only sees what groups 0..k-1 left
+    There are ``max(levels, FIT_STAGES)`` stages; the stored progressive groups are the stages, the
+    first ones merged when ``levels`` is smaller (``levels=1``: one group, no order information
+    to pay for, but the same coarse-to-fine fit).
+    Stage k (sizes double: n/8, n/8, n/4, n/2 for 4 stages) only sees what stages 0..k-1 left
     unexplained, so every prefix of groups is a good image on its own (progressive decoding), and
     the coarse-to-fine start also beats one joint fit from the adaptive initialisation: on a 256x256
     kodim23 crop with 1000 Gaussians, 34.7 dB before and 35.8 dB after a short joint refinement,
@@ -168,7 +173,7 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
     from ..fitting import fit
     from ..render import render_float
 
-    sizes = group_sizes_for(n, levels)
+    sizes = group_sizes_for(n, max(levels, FIT_STAGES))
     total = len(sizes) + 2
     if len(sizes) <= 1:
         result = fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, **fit_kwargs)
@@ -182,10 +187,13 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
                    **fit_kwargs)
         explained += render_float(part).reshape(target.shape)
         parts.append(part)
-        progress(k + 1, total, f"fitted group {k + 1}/{len(sizes)}")
+        progress(k + 1, total, f"fitted stage {k + 1}/{len(sizes)}")
     stacked = Splats(np.concatenate([p.xy for p in parts]), np.concatenate([p.chol for p in parts]),
                      np.concatenate([p.color for p in parts]), pixels.shape[1], pixels.shape[0])
     groups = [p.num_gaussians for p in parts]
+    if levels < len(groups):  # merge the leading stages into the first stored group
+        cut = len(groups) - levels + 1
+        groups = [sum(groups[:cut])] + groups[cut:]
     if refine:  # short joint polish; moves the groups a little but keeps the prefixes useful
         stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads, lr_scale=0.3)
         progress(total - 1, total, "joint polish")
@@ -213,7 +221,7 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes)
     data, stats = bitstream.write(q, metadata)
-    steps = len(group_sizes_for(n, levels)) + 2
+    steps = len(group_sizes_for(n, max(levels, FIT_STAGES))) + 2
     progress(steps, steps, "quantized and coded")
     from ..metrics import psnr
     quality = psnr(render(dequantize(q)).reshape(pixels.shape), pixels)
