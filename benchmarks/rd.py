@@ -185,9 +185,9 @@ class SplatCodec(Codec):
 
     param: str = "quality"
     kwargs: dict[str, Any] = field(default_factory=dict)
-    # On 256x256 Kodak crops (codec of 2026-11-25) quality 20/50/80 gave 0.11/0.32/1.27 bpp, roughly
-    # geometric in quality, so these seven points should span ~0.1-1.5 bpp on Kodak.
-    default_values: tuple[float, ...] = (18, 30, 42, 54, 66, 76, 84)
+    # On Kodak (codec of 2026-11-25) quality 18/40/60/80 gave about 0.07/0.20/0.54/1.36 bpp, nearly
+    # independent of the image and geometric in quality, so these seven points span ~0.1-1.5 bpp.
+    default_values: tuple[float, ...] = (26, 35, 44, 53, 62, 72, 82)
     name: str = SPLAT
     label: str = "splatcodec"
     expensive_encode: bool = True
