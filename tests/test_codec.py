@@ -271,3 +271,16 @@ def test_single_group_files_are_smaller_at_equal_gaussian_count(crop):
     assert api.info(four).progressive_groups == [15, 15, 30, 60]
     assert len(one) < len(four)
     assert psnr(api.decode(one), crop) > 26
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    """The temp file behind an atomic write is created 0600; the result must get 0666 less the umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        api.atomic_write(tmp_path / "out.gsplat", b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "out.gsplat").st_mode) == 0o644
