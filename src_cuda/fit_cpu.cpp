@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "adam_math.h"
 #include "gaussian_math.h"
 #include "raster_cpu.h"
 
@@ -15,9 +16,6 @@ namespace splat {
 
 namespace {
 
-constexpr float kAdamBeta1 = 0.9f;
-constexpr float kAdamBeta2 = 0.999f;
-constexpr float kAdamEps = 1e-8f;
 constexpr int kErrorBlock = 8;  // densification candidates: the worst pixel of each 8x8 block
 
 double psnr_from_sse(double sse, double count) {
@@ -186,33 +184,11 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
     }
 
     // Adam step with bias correction; learning rates decay exponentially over the run.
-    const float lr_scale = float(std::exp(decay * it));
-    const float bc1 = 1.0f - std::pow(kAdamBeta1, float(it + 1));
-    const float bc2 = 1.0f - std::pow(kAdamBeta2, float(it + 1));
-    const float l1 = config.l1_color;
+    const AdamStep step = AdamStep::at(lr_base, decay, it, config.l1_color, config.min_chol, width, height);
     const int64_t n = s.size();
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < n; ++i) {
-      float* p = &s.params[i * stride];
-      float* g = &s.grad[i * stride];
-      float* m = &s.m[i * stride];
-      float* v = &s.v[i * stride];
-      for (int j = 0; j < stride; ++j) {
-        float gj = g[j];
-        if (j >= kGeometryFloats && l1 > 0.0f) gj += l1 * (p[j] > 0.0f ? 1.0f : (p[j] < 0.0f ? -1.0f : 0.0f));
-        if (!std::isfinite(gj)) gj = 0.0f;
-        m[j] = kAdamBeta1 * m[j] + (1.0f - kAdamBeta1) * gj;
-        v[j] = kAdamBeta2 * v[j] + (1.0f - kAdamBeta2) * gj * gj;
-        const int group = j < 2 ? 0 : (j < kGeometryFloats ? 1 : 2);
-        const float lr = lr_base[group] * lr_scale;
-        p[j] -= lr * (m[j] / bc1) / (std::sqrt(v[j] / bc2) + kAdamEps);
-      }
-      // Projection: positive, non-vanishing diagonal of L; centres stay near the image.
-      p[2] = std::max(p[2], config.min_chol);
-      p[4] = std::max(p[4], config.min_chol);
-      p[0] = std::clamp(p[0], -0.5f * width, 1.5f * width);
-      p[1] = std::clamp(p[1], -0.5f * height, 1.5f * height);
-    }
+    for (int64_t i = 0; i < n; ++i)
+      adam_update(&s.params[i * stride], &s.grad[i * stride], &s.m[i * stride], &s.v[i * stride], stride, step);
 
     if (prune_now) {
       out.stats.gaussians_pruned += prune(s, channels, config.prune_threshold, width, height);

@@ -95,17 +95,8 @@ FitOutput fit_image_cuda(const float* image, int width, int height, int channels
       out.stats.reached_target = true;
       break;
     }
-    AdamStep a;
-    a.lr_base[0] = config.lr_xy;
-    a.lr_base[1] = config.lr_chol;
-    a.lr_base[2] = config.lr_color;
-    a.lr_scale = float(std::exp(decay * it));
-    a.bc1 = 1.0f - std::pow(kAdamBeta1, float(it + 1));
-    a.bc2 = 1.0f - std::pow(kAdamBeta2, float(it + 1));
-    a.l1 = config.l1_color;
-    a.min_chol = config.min_chol;
-    a.width = float(width);
-    a.height = float(height);
+    const float lr_base[3] = {config.lr_xy, config.lr_chol, config.lr_color};
+    const AdamStep a = AdamStep::at(lr_base, decay, it, config.l1_color, config.min_chol, width, height);
     if (n > 0) {
       adam_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(d_params.data(), d_grad.data(), d_m.data(),
                                                               d_v.data(), n, stride, a);

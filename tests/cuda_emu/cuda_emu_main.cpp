@@ -206,17 +206,8 @@ int main(int argc, char** argv) {
       for (int it = 0; it < iterations; ++it) {  // as fit_image_cuda (no target PSNR)
         Binned bi = bin(p.data(), n, channels, width, height);
         losses.push_back(mse_step(bi, target.data(), grad, nullptr));
-        AdamStep a;
-        a.lr_base[0] = lr[0];
-        a.lr_base[1] = lr[1];
-        a.lr_base[2] = lr[2];
-        a.lr_scale = float(std::exp(decay * it));
-        a.bc1 = 1.0f - std::pow(kAdamBeta1, float(it + 1));
-        a.bc2 = 1.0f - std::pow(kAdamBeta2, float(it + 1));
-        a.l1 = l1;
-        a.min_chol = min_chol;
-        a.width = float(width);
-        a.height = float(height);
+        const float lr_base[3] = {float(lr[0]), float(lr[1]), float(lr[2])};
+        const AdamStep a = AdamStep::at(lr_base, decay, it, l1, min_chol, width, height);
         float* pp = p.data();
         const float* gg = grad.data();
         float* mm = m.data();
