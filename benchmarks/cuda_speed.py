@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,9 @@ sys.path.insert(0, str(REPO))
 
 from splatcodec import _core  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from fit_speed import median_seconds  # noqa: E402
+
 try:
     from splatcodec import _core_cuda  # noqa: E402
 except ImportError as exc:
@@ -40,15 +42,6 @@ def load(name: str) -> np.ndarray:
     path = Path(name) if Path(name).is_file() else KODAK / f"{name}.png"
     with Image.open(path) as image:
         return np.ascontiguousarray(np.asarray(image.convert("RGB")), np.float32) / 255.0
-
-
-def median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def config(n: int, iterations: int, target: float = 0.0, threads: int = 0) -> "_core.FitConfig":
