@@ -44,6 +44,7 @@ class FitOptions:
 
     Learning rates are Adam step sizes in pixels (xy, chol) and colour units, decaying exponentially to
     ``lr * lr_final_ratio``; ``lr_scale`` multiplies all three (small values refine a given ``init``).
+    A learning rate of 0 freezes its group, e.g. ``lr_xy=0, lr_chol=0`` refits only the colours.
     Pruning drops Gaussians with BT.709 luma of |colour| under ``prune_threshold`` every
     ``prune_every`` iterations until ``prune_until`` of the run; with ``densify`` the freed budget is
     refilled where the error is largest.

@@ -122,9 +122,10 @@ void check_fit_config(const FitConfig& c, int width, int height) {
   auto non_negative = [&](float v, const char* name) {
     if (!(v >= 0.0f) || !std::isfinite(v)) fail(std::string(name) + " must be a finite number >= 0");
   };
-  positive(c.lr_xy, "lr_xy");
-  positive(c.lr_chol, "lr_chol");
-  positive(c.lr_color, "lr_color");
+  // A learning rate of 0 freezes its group (e.g. refit colours on fixed geometry).
+  non_negative(c.lr_xy, "lr_xy");
+  non_negative(c.lr_chol, "lr_chol");
+  non_negative(c.lr_color, "lr_color");
   positive(c.lr_final_ratio, "lr_final_ratio");
   positive(c.init_scale, "init_scale");
   positive(c.min_chol, "min_chol");

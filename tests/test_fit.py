@@ -194,3 +194,11 @@ def test_python_defaults_match_native_defaults() -> None:
                  "prune_until", "densify"):
         assert getattr(native, name) == pytest.approx(getattr(options, name)), name
     assert native.init.name == options.init
+
+
+def test_zero_learning_rate_freezes_a_group(kodim23_crop: np.ndarray) -> None:
+    start = sc.fit(kodim23_crop, 300, 30)
+    refit = sc.fit(kodim23_crop, iterations=40, init=start, lr_xy=0.0, lr_chol=0.0, return_stats=True)
+    np.testing.assert_array_equal(refit.splats.xy, start.xy)
+    np.testing.assert_array_equal(refit.splats.chol, start.chol)
+    assert not np.array_equal(refit.splats.color, start.color)
