@@ -52,6 +52,8 @@ py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitC
   const bool across_images = count >= size_t(total_threads) && total_threads > 1;
   std::vector<splat::FitOutput> outputs(count);
   std::vector<std::string> errors(count);
+  bool cancelled = false;
+  splat::clear_fit_cancel();
   {
     py::gil_scoped_release release;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(across_images ? total_threads : 1)
@@ -63,11 +65,15 @@ py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitC
         outputs[i] = splat::fit_image(images[i].data(), int(images[i].shape(1)), int(images[i].shape(0)),
                                       int(images[i].shape(2)), c, given ? init_arrays[i].data() : nullptr,
                                       given ? init_arrays[i].shape(0) : 0);
+      } catch (const splat::FitCancelled&) {
+#pragma omp atomic write
+        cancelled = true;
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
     }
   }
+  if (cancelled) throw splat::FitCancelled();  // surfaces as RuntimeError("fit cancelled")
   py::list result;
   for (size_t i = 0; i < count; ++i) {
     if (!errors[i].empty()) throw std::invalid_argument("image " + std::to_string(i) + ": " + errors[i]);
@@ -110,6 +116,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("fit_batch", &fit_batch, py::arg("images"), py::arg("configs"), py::arg("inits"),
         py::arg("threads") = 0,
         "Fit each float32 (H, W, C) image in [0, 1]; returns a list of (params, stats dict).");
+  m.def("cancel_fits", &splat::request_fit_cancel,
+        "Ask running fits to stop at their next iteration (their fit_batch raises RuntimeError).");
   m.def("initial_gaussians", &initial_gaussians, py::arg("image"), py::arg("config"),
         "The Gaussians a fit would start from.");
 }

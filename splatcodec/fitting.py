@@ -1,8 +1,9 @@
 """Fitting Gaussians to images (encoding's expensive half). The loop runs in the native core."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence, overload
+from typing import Any, Callable, Literal, Sequence, overload
 
 import numpy as np
 
@@ -117,6 +118,39 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def _interruptible(call: Callable[[], Any]) -> Any:
+    """Runs a long native call so that Ctrl-C stops it.
+
+    The native loop runs without the GIL, so Python's SIGINT handler could only run after it returns.
+    On the main thread the call runs in a worker while the main thread waits in short joins; a
+    KeyboardInterrupt then asks the core to cancel (it stops at its next iteration) and is re-raised.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="splatcodec-fit", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except KeyboardInterrupt:
+        # Repeated, because a batch re-arms the core when it starts: the worker may not be there yet.
+        while worker.is_alive():
+            _native.core().cancel_fits()
+            worker.join(0.05)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def _make_options(kwargs: dict[str, Any]) -> FitOptions:
     try:
         return FitOptions(**kwargs)
@@ -182,7 +216,7 @@ def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int
         inits.append(opts.init.packed() if isinstance(opts.init, Splats) else None)
     if not arrays:
         return []
-    raw = _native.call("fit_batch", arrays, configs, inits, threads)
+    raw = _interruptible(lambda: _native.call("fit_batch", arrays, configs, inits, threads))
     results = []
     for array, (params, stats) in zip(arrays, raw):
         splats = Splats.from_packed(params, array.shape[1], array.shape[0])

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -109,6 +110,13 @@ int64_t densify(State& s, int64_t count, const std::vector<float>& error_map, co
 
 }  // namespace
 
+namespace {
+std::atomic<bool> g_cancel{false};
+}  // namespace
+
+void request_fit_cancel() { g_cancel.store(true, std::memory_order_relaxed); }
+void clear_fit_cancel() { g_cancel.store(false, std::memory_order_relaxed); }
+
 void check_fit_config(const FitConfig& c, int width, int height) {
   auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
   const int64_t pixels = int64_t(width) * height;
@@ -171,6 +179,7 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
 
   int it = 0;
   for (; it < config.iterations; ++it) {
+    if (g_cancel.load(std::memory_order_relaxed)) throw FitCancelled();
     const bool prune_now = config.prune_every > 0 && it > 0 && it % config.prune_every == 0 && it <= prune_last;
     raster.bin(s.params.data(), s.size(), channels, width, height, threads);
     const double sse = raster.mse_step(target.data(), s.grad.data(), prune_now ? error_map.data() : nullptr);

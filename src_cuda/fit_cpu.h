@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,16 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
 // Initial Gaussians for an image, as fit_image would start with (exposed for tests and benchmarks).
 std::vector<float> initial_gaussians(const float* image, int width, int height, int channels,
                                      const FitConfig& config);
+
+// Thrown by fit_image when request_fit_cancel() was called while it ran.
+struct FitCancelled : std::runtime_error {
+  FitCancelled() : std::runtime_error("fit cancelled") {}
+};
+
+// Asks every running fit to stop at its next iteration (they throw FitCancelled); a Ctrl-C in Python
+// calls it. clear_fit_cancel() re-arms, done at the start of each batch.
+void request_fit_cancel();
+void clear_fit_cancel();
 
 // Validates a configuration; throws std::invalid_argument naming the bad field.
 void check_fit_config(const FitConfig& config, int width, int height);

@@ -202,3 +202,44 @@ def test_zero_learning_rate_freezes_a_group(kodim23_crop: np.ndarray) -> None:
     np.testing.assert_array_equal(refit.splats.xy, start.xy)
     np.testing.assert_array_equal(refit.splats.chol, start.chol)
     assert not np.array_equal(refit.splats.color, start.color)
+
+
+def test_ctrl_c_cancels_a_running_fit(kodim23_crop: np.ndarray) -> None:
+    """A KeyboardInterrupt on the main thread stops the native loop promptly and propagates."""
+    import _thread
+    import threading
+    import time
+
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        sc.fit(kodim23_crop, 600, 1_000_000)  # hours if not cancelled
+    assert time.perf_counter() - start < 10.0
+    # The core is re-armed: the next fit runs normally.
+    assert sc.fit(kodim23_crop, 100, 5).num_gaussians == 100
+
+
+def test_cancel_from_another_thread_raises_runtime_error(kodim23_crop: np.ndarray) -> None:
+    import threading
+
+    from splatcodec import _native
+
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            sc.fit(kodim23_crop, 600, 1_000_000)
+        except RuntimeError as exc:
+            result["error"] = str(exc)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    # Repeated: a cancel that comes before the batch starts is cleared by it.
+    for _ in range(300):
+        worker.join(0.1)
+        if not worker.is_alive():
+            break
+        _native.core().cancel_fits()
+    assert not worker.is_alive()
+    assert result.get("error") == "fit cancelled"
