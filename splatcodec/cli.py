@@ -283,5 +283,36 @@ def info(input: str, as_json: bool) -> None:
         click.echo("metadata:    " + ", ".join(facts.metadata_keys))
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks (need a source checkout: they live in benchmarks/, not in the installed package)."""
+
+
+@bench.command("rd", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                       "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_rd(args: tuple[str, ...]) -> None:
+    """Rate-distortion benchmark against JPEG/WebP/AVIF/JPEG XL: benchmarks/rd.py (its --help lists
+    the options)."""
+    sys.exit(_benchmark_module("rd").main(list(args)))
+
+
+def _benchmark_module(name: str) -> Any:
+    """Loads benchmarks/<name>.py of the source checkout this package runs from."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.is_file():
+        raise click.ClickException(f"{path} not found: benchmarks ship with the source tree, not the "
+                                   "installed package; run from a checkout (pip install -e .)")
+    spec = importlib.util.spec_from_file_location(f"splatcodec_benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -129,3 +129,12 @@ def test_console_entry_point_runs_as_a_module(image_dir: Path):
     p = subprocess.run([sys.executable, "-m", "splatcodec.cli", "info", str(image_dir / "img0.png")],
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "signature" in p.stderr
+
+
+def test_bench_rd_forwards_to_the_benchmark_script(capsys):
+    from splatcodec import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "rd", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage" in capsys.readouterr().out.lower()
