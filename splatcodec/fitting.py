@@ -172,7 +172,8 @@ def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, targe
     """Fits ``num_gaussians`` Gaussians to ``image``.
 
     Args:
-        image: HxW or HxWxC uint8/uint16/float array (float in [0, 1]) or a PIL image; 1 or 3 channels.
+        image: HxW or HxWxC uint8/uint16/float array or a PIL image; 1 or 3 channels. Floats are taken
+            as they are (image units, normally [0, 1]; any finite values, e.g. a residual, are fine).
         num_gaussians: Gaussians to start with (pruning may end with fewer); at most the pixel count.
         iterations: optimisation steps at most.
         target_psnr: stop as soon as the training PSNR (dB, float image) reaches this.
