@@ -13,6 +13,8 @@ import sys
 
 import atheris
 
+from crcs import refresh_crcs  # noqa: E402  (tests/fuzz/crcs.py, beside this script)
+
 with atheris.instrument_imports():
     from splatcodec.codec import api
     from splatcodec.errors import FormatError, LimitExceededError
@@ -20,27 +22,6 @@ with atheris.instrument_imports():
 #: Small limits keep each input cheap; the limits themselves are what is being tested.
 LIMITS = dict(max_pixels=1 << 16, gaussian_limit=1 << 16)
 
-
-def refresh_crcs(data: bytes) -> bytes:
-    """``data`` with every CRC recomputed, so mutations reach the parsers behind the CRC checks."""
-    import struct
-    import zlib
-
-    from splatcodec.codec import container
-
-    out = bytearray(data)
-    if len(out) < container.HEADER_SIZE:
-        return bytes(out)
-    struct.pack_into("<I", out, container.HEADER.size, zlib.crc32(bytes(out[:container.HEADER.size])))
-    pos = container.HEADER_SIZE
-    while pos + container.SECTION_OVERHEAD <= len(out):
-        _, _, length = container.SECTION_HEAD.unpack_from(out, pos)
-        stop = pos + container.SECTION_HEAD.size + length
-        if stop + 4 > len(out):
-            break
-        struct.pack_into("<I", out, stop, zlib.crc32(bytes(out[pos:stop])))
-        pos = stop + 4
-    return bytes(out)
 
 
 def test_one_input(data: bytes) -> None:

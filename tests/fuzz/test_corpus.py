@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from splatcodec.codec import api, container
+from crcs import refresh_crcs
+from splatcodec.codec import api
 from splatcodec.errors import FormatError, LimitExceededError
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.gsplat"))
@@ -29,25 +30,6 @@ def _decode_all(data: bytes) -> str:
     except LimitExceededError:
         return "limit"
 
-
-def refresh_crcs(data: bytes) -> bytes:
-    """``data`` with every CRC recomputed (same as the atheris harness)."""
-    import struct
-    import zlib
-
-    out = bytearray(data)
-    if len(out) < container.HEADER_SIZE:
-        return bytes(out)
-    struct.pack_into("<I", out, container.HEADER.size, zlib.crc32(bytes(out[:container.HEADER.size])))
-    pos = container.HEADER_SIZE
-    while pos + container.SECTION_OVERHEAD <= len(out):
-        _, _, length = container.SECTION_HEAD.unpack_from(out, pos)
-        stop = pos + container.SECTION_HEAD.size + length
-        if stop + 4 > len(out):
-            break
-        struct.pack_into("<I", out, stop, zlib.crc32(bytes(out[pos:stop])))
-        pos = stop + 4
-    return bytes(out)
 
 
 def test_corpus_is_present():
