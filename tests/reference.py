@@ -13,6 +13,8 @@ Everything is evaluated densely (every pixel x every Gaussian), so it is only me
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -228,3 +230,22 @@ def redraw_ambiguous(params: np.ndarray, width: int, height: int, redraw, rel: f
             return params
         params[bad] = redraw(bad.size)
     raise RuntimeError("could not draw a scene free of cutoff-ambiguous Gaussians")
+
+
+def random_scene(seed: int, n: int, width: int, height: int, channels: int, **kw) -> np.ndarray:
+    """Seeded random Gaussians (see random_gaussians) free of cutoff-ambiguous rows."""
+    rng = np.random.default_rng(seed)
+    params = random_gaussians(rng, n, width, height, channels, **kw)
+    return redraw_ambiguous(params, width, height,
+                            lambda k: random_gaussians(rng, k, width, height, channels, **kw))
+
+
+def rotated_gaussian(x: float, y: float, a: float, b: float, theta: float, colour: list[float]) -> list[float]:
+    """Packed row for axis lengths a, b (pixels) rotated by theta."""
+    c, s = math.cos(theta), math.sin(theta)
+    s11 = a * a * c * c + b * b * s * s
+    s12 = (a * a - b * b) * c * s
+    s22 = a * a * s * s + b * b * c * c
+    l11 = math.sqrt(s11)
+    l21 = s12 / l11
+    return [x, y, l11, l21, math.sqrt(s22 - l21 * l21), *colour]

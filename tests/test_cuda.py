@@ -19,10 +19,12 @@ import numpy as np
 import pytest
 
 try:
-    from reference import (gradient_scale, random_gaussians, redraw_ambiguous,
+    from reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
+                           rotated_gaussian,
                            render_backward_reference, render_reference)
 except ImportError:  # tests/ imported as a package
-    from tests.reference import (gradient_scale, random_gaussians, redraw_ambiguous,
+    from tests.reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
+                                 rotated_gaussian,
                                  render_backward_reference, render_reference)
 
 try:
@@ -110,44 +112,31 @@ def check_all(params: np.ndarray, width: int, height: int, seed: int = 0, refere
                           "gpu vs reference")
 
 
-def scene(seed: int, n: int, width: int, height: int, channels: int, **kw) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    params = random_gaussians(rng, n, width, height, channels, **kw)
-    return redraw_ambiguous(params, width, height,
-                            lambda k: random_gaussians(rng, k, width, height, channels, **kw))
 
 
-def rotated(x: float, y: float, a: float, b: float, theta: float, colour: list[float]) -> list[float]:
-    c, s = math.cos(theta), math.sin(theta)
-    s11 = a * a * c * c + b * b * s * s
-    s12 = (a * a - b * b) * c * s
-    s22 = a * a * s * s + b * b * c * c
-    l11 = math.sqrt(s11)
-    l21 = s12 / l11
-    return [x, y, l11, l21, math.sqrt(s22 - l21 * l21), *colour]
 
 
 # --------------------------------------------------------------------------------- random scenes
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("width,height", [(37, 23), (16, 16), (50, 33), (1, 1), (17, 1), (1, 33), (70, 45)])
 def test_random_scene_matches_cpu_and_reference(channels: int, width: int, height: int) -> None:
-    check_all(scene(200 + channels + width * 7 + height, 80, width, height, channels), width, height,
+    check_all(random_scene(200 + channels + width * 7 + height, 80, width, height, channels), width, height,
               seed=channels)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_tiny_and_huge_gaussians(channels: int) -> None:
-    check_all(scene(31, 80, 37, 23, channels, sigma_range=(0.05, 0.6)), 37, 23, seed=1)
-    check_all(scene(32, 12, 37, 23, channels, sigma_range=(30.0, 400.0), centre_margin=2.0), 37, 23, seed=2)
+    check_all(random_scene(31, 80, 37, 23, channels, sigma_range=(0.05, 0.6)), 37, 23, seed=1)
+    check_all(random_scene(32, 12, 37, 23, channels, sigma_range=(30.0, 400.0), centre_margin=2.0), 37, 23, seed=2)
 
 
 def test_off_image_and_thin_rotated() -> None:
-    check_all(scene(33, 60, 37, 23, 3, centre_margin=1.0), 37, 23, seed=3)
-    rows = [rotated(20.0, 16.0, 14.0, 0.5, math.pi / 4, [1.0, 0.2, -0.3]),
-            rotated(8.0, 25.0, 10.0, 0.7, -math.pi / 3, [0.3, 0.8, 0.1]),
-            rotated(40.0, 30.0, 0.6, 12.0, 0.2, [0.6, 0.6, 0.6]),
-            rotated(-3.0, 11.0, 4.0, 2.0, 0.3, [0.9, 0.1, 0.1]),
-            rotated(16.0, 16.0, 5.0, 2.0, 0.4, [0.8, 0.5, 0.2])]
+    check_all(random_scene(33, 60, 37, 23, 3, centre_margin=1.0), 37, 23, seed=3)
+    rows = [rotated_gaussian(20.0, 16.0, 14.0, 0.5, math.pi / 4, [1.0, 0.2, -0.3]),
+            rotated_gaussian(8.0, 25.0, 10.0, 0.7, -math.pi / 3, [0.3, 0.8, 0.1]),
+            rotated_gaussian(40.0, 30.0, 0.6, 12.0, 0.2, [0.6, 0.6, 0.6]),
+            rotated_gaussian(-3.0, 11.0, 4.0, 2.0, 0.3, [0.9, 0.1, 0.1]),
+            rotated_gaussian(16.0, 16.0, 5.0, 2.0, 0.4, [0.8, 0.5, 0.2])]
     check_all(np.array(rows, np.float32), 48, 40)
 
 
@@ -181,7 +170,7 @@ def test_batch_boundaries_of_the_tile_list(n: int) -> None:
 def test_larger_scene_matches_cpu() -> None:
     # Many tiles and entries (no dense reference: too big); GPU vs CPU with the gradient scale bound.
     width, height = 160, 112
-    params = scene(41, 1500, width, height, 3, sigma_range=(0.5, 15.0))
+    params = random_scene(41, 1500, width, height, 3, sigma_range=(0.5, 15.0))
     check_all(params, width, height, seed=5, reference=False)
 
 
@@ -222,8 +211,8 @@ def test_very_wide_gaussian_covers_the_image(row: list[float]) -> None:
                       gradient_scale(params, 37, 23, g), 1.0, "gpu vs reference")
 
 
-_GOOD = [rotated(12.0, 9.0, 4.0, 2.0, 0.5, [0.8, -0.3, 0.5]),
-         rotated(25.0, 14.0, 3.0, 3.0, 0.0, [0.2, 0.9, 0.4])]
+_GOOD = [rotated_gaussian(12.0, 9.0, 4.0, 2.0, 0.5, [0.8, -0.3, 0.5]),
+         rotated_gaussian(25.0, 14.0, 3.0, 3.0, 0.0, [0.2, 0.9, 0.4])]
 
 
 def _with(row: list[float], k: int, value: float) -> list[float]:
@@ -262,7 +251,7 @@ def test_cutoff_is_hard() -> None:
 
 def test_deterministic() -> None:
     width, height = 70, 45
-    params = scene(21, 250, width, height, 3, sigma_range=(0.5, 12.0))
+    params = random_scene(21, 250, width, height, 3, sigma_range=(0.5, 12.0))
     g = grad_like(width, height, 3, seed=5)
     np.testing.assert_array_equal(gpu_render(params, width, height), gpu_render(params, width, height))
     np.testing.assert_array_equal(gpu_backward(params, width, height, g), gpu_backward(params, width, height, g))

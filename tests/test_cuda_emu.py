@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 try:
-    from reference import (gradient_scale, random_gaussians, redraw_ambiguous,
+    from reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
                            render_backward_reference, render_reference)
 except ImportError:  # tests/ imported as a package
-    from tests.reference import (gradient_scale, random_gaussians, redraw_ambiguous,
+    from tests.reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
                                  render_backward_reference, render_reference)
 
 try:
@@ -126,24 +126,19 @@ def check(gpu: Emu, params: np.ndarray, width: int, height: int, seed: int = 0, 
                     "emulated gpu vs reference")
 
 
-def scene(seed: int, n: int, width: int, height: int, channels: int, **kw) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    params = random_gaussians(rng, n, width, height, channels, **kw)
-    return redraw_ambiguous(params, width, height,
-                            lambda k: random_gaussians(rng, k, width, height, channels, **kw))
 
 
 @pytest.mark.parametrize("channels,width,height", [(1, 37, 23), (3, 37, 23), (3, 1, 1), (1, 17, 1), (3, 1, 33),
                                                   (3, 50, 33)])
 def test_random_scene(gpu: Emu, channels: int, width: int, height: int) -> None:
-    check(gpu, scene(300 + channels + width * 7 + height, 50, width, height, channels), width, height,
+    check(gpu, random_scene(300 + channels + width * 7 + height, 50, width, height, channels), width, height,
           seed=channels)
 
 
 def test_tiny_huge_and_off_image(gpu: Emu) -> None:
-    check(gpu, scene(51, 60, 37, 23, 3, sigma_range=(0.05, 0.6)), 37, 23, seed=1)
-    check(gpu, scene(52, 12, 37, 23, 1, sigma_range=(30.0, 400.0), centre_margin=2.0), 37, 23, seed=2)
-    check(gpu, scene(53, 40, 37, 23, 3, centre_margin=1.0), 37, 23, seed=3)
+    check(gpu, random_scene(51, 60, 37, 23, 3, sigma_range=(0.05, 0.6)), 37, 23, seed=1)
+    check(gpu, random_scene(52, 12, 37, 23, 1, sigma_range=(30.0, 400.0), centre_margin=2.0), 37, 23, seed=2)
+    check(gpu, random_scene(53, 40, 37, 23, 3, centre_margin=1.0), 37, 23, seed=3)
 
 
 def test_more_than_256_gaussians_on_one_tile(gpu: Emu) -> None:
@@ -232,7 +227,7 @@ def test_zero_gaussians(gpu: Emu) -> None:
 def test_fused_mse_step(gpu: Emu, channels: int) -> None:
     # loss = mean((render - target)^2): gradient = backward of 2 (render - target) / (W H C).
     width, height = 40, 27
-    params = scene(61 + channels, 70, width, height, channels, sigma_range=(0.5, 8.0))
+    params = random_scene(61 + channels, 70, width, height, channels, sigma_range=(0.5, 8.0))
     target = np.random.default_rng(7).uniform(0, 1, (height, width, channels)).astype(np.float32)
     grad, error, loss = gpu.mse(params, width, height, target)
     render = np.asarray(_core.render(params, width, height))

@@ -22,10 +22,12 @@ import numpy as np
 import pytest
 
 try:
-    from reference import (gradient_scale, random_gaussians, redraw_ambiguous,
+    from reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
+                           rotated_gaussian,
                            render_backward_reference, render_reference)
 except ImportError:  # tests/ imported as a package
-    from tests.reference import (gradient_scale, random_gaussians, redraw_ambiguous,
+    from tests.reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
+                                 rotated_gaussian,
                                  render_backward_reference, render_reference)
 
 _REQUIRE = os.environ.get("SPLATCODEC_REQUIRE_NATIVE", "") not in ("", "0")
@@ -100,30 +102,15 @@ def check_backward(params: np.ndarray, width: int, height: int, grad_image: np.n
     return got
 
 
-def scene(seed: int, n: int, width: int, height: int, channels: int, **kw) -> np.ndarray:
-    """Seeded random Gaussians (see reference.random_gaussians) free of cutoff-ambiguous rows."""
-    rng = np.random.default_rng(seed)
-    params = random_gaussians(rng, n, width, height, channels, **kw)
-    return redraw_ambiguous(params, width, height,
-                            lambda k: random_gaussians(rng, k, width, height, channels, **kw))
 
 
-def rotated(x: float, y: float, a: float, b: float, theta: float, colour: list[float]) -> list[float]:
-    """Packed row for axis lengths a, b (pixels) rotated by theta."""
-    c, s = math.cos(theta), math.sin(theta)
-    s11 = a * a * c * c + b * b * s * s
-    s12 = (a * a - b * b) * c * s
-    s22 = a * a * s * s + b * b * c * c
-    l11 = math.sqrt(s11)
-    l21 = s12 / l11
-    return [x, y, l11, l21, math.sqrt(s22 - l21 * l21), *colour]
 
 
 # --------------------------------------------------------------------------------- random scenes
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("width,height", [(37, 23), (16, 16), (50, 33)])
 def test_random_mixed_scene(channels: int, width: int, height: int) -> None:
-    params = scene(100 + channels + width, 60, width, height, channels)
+    params = random_scene(100 + channels + width, 60, width, height, channels)
     ref = check_forward(params, width, height)
     assert np.abs(ref).max() > 0.3
     check_backward(params, width, height, seed=channels)
@@ -131,7 +118,7 @@ def test_random_mixed_scene(channels: int, width: int, height: int) -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_tiny_subpixel_gaussians(channels: int) -> None:
-    params = scene(7, 80, 37, 23, channels, sigma_range=(0.05, 0.6))
+    params = random_scene(7, 80, 37, 23, channels, sigma_range=(0.05, 0.6))
     ref = check_forward(params, 37, 23)
     assert np.count_nonzero(ref) > 0  # some land close enough to a pixel centre to show up
     check_backward(params, 37, 23, seed=1)
@@ -151,7 +138,7 @@ def test_tiny_gaussian_centred_on_pixel_shows_up() -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_huge_gaussians_bigger_than_image(channels: int) -> None:
-    params = scene(8, 12, 37, 23, channels, sigma_range=(30.0, 400.0), centre_margin=2.0)
+    params = random_scene(8, 12, 37, 23, channels, sigma_range=(30.0, 400.0), centre_margin=2.0)
     check_forward(params, 37, 23)
     check_backward(params, 37, 23, seed=2)
 
@@ -184,14 +171,14 @@ def test_very_wide_gaussian_covers_the_image(row: list[float]) -> None:
 
 def test_off_image_partly_and_fully_outside() -> None:
     w, h = 37, 23
-    rows = [rotated(-3.0, 11.0, 4.0, 2.0, 0.3, [0.9]),          # straddles the left edge
-            rotated(w + 2.5, 5.0, 3.0, 3.0, 0.0, [0.7]),        # straddles the right edge
-            rotated(18.0, -4.0, 6.0, 1.5, 1.1, [0.5]),          # straddles the top edge
-            rotated(20.0, h + 1.0, 2.0, 5.0, -0.7, [-0.4]),     # straddles the bottom edge
-            rotated(-1.0, -1.0, 2.0, 2.0, 0.0, [1.0]),          # corner
-            rotated(-20.0, 10.0, 3.0, 3.0, 0.0, [1.0]),         # fully outside (left)
-            rotated(10.0, h + 40.0, 5.0, 2.0, 0.5, [1.0]),      # fully outside (below)
-            rotated(w + 9.5, h + 9.5, 3.0, 3.0, 0.0, [1.0])]    # just outside: 3 sigma == 9 px
+    rows = [rotated_gaussian(-3.0, 11.0, 4.0, 2.0, 0.3, [0.9]),          # straddles the left edge
+            rotated_gaussian(w + 2.5, 5.0, 3.0, 3.0, 0.0, [0.7]),        # straddles the right edge
+            rotated_gaussian(18.0, -4.0, 6.0, 1.5, 1.1, [0.5]),          # straddles the top edge
+            rotated_gaussian(20.0, h + 1.0, 2.0, 5.0, -0.7, [-0.4]),     # straddles the bottom edge
+            rotated_gaussian(-1.0, -1.0, 2.0, 2.0, 0.0, [1.0]),          # corner
+            rotated_gaussian(-20.0, 10.0, 3.0, 3.0, 0.0, [1.0]),         # fully outside (left)
+            rotated_gaussian(10.0, h + 40.0, 5.0, 2.0, 0.5, [1.0]),      # fully outside (below)
+            rotated_gaussian(w + 9.5, h + 9.5, 3.0, 3.0, 0.0, [1.0])]    # just outside: 3 sigma == 9 px
     params = np.array(rows, np.float32)
     check_forward(params, w, h)
     grad = check_backward(params, w, h)
@@ -201,17 +188,17 @@ def test_off_image_partly_and_fully_outside() -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_off_image_random(channels: int) -> None:
-    params = scene(9, 60, 37, 23, channels, centre_margin=1.0)
+    params = random_scene(9, 60, 37, 23, channels, centre_margin=1.0)
     check_forward(params, 37, 23)
     check_backward(params, 37, 23, seed=3)
 
 
 def test_thin_rotated_gaussians() -> None:
     # Strongly correlated covariances: the y extent is sqrt(l21^2 + l22^2), far above l22.
-    rows = [rotated(20.0, 16.0, 14.0, 0.5, math.pi / 4, [1.0, 0.2, -0.3]),
-            rotated(8.0, 25.0, 10.0, 0.7, -math.pi / 3, [0.3, 0.8, 0.1]),
-            rotated(30.0, 8.0, 9.0, 1.0, 1.4, [-0.2, 0.5, 0.9]),
-            rotated(40.0, 30.0, 0.6, 12.0, 0.2, [0.6, 0.6, 0.6])]
+    rows = [rotated_gaussian(20.0, 16.0, 14.0, 0.5, math.pi / 4, [1.0, 0.2, -0.3]),
+            rotated_gaussian(8.0, 25.0, 10.0, 0.7, -math.pi / 3, [0.3, 0.8, 0.1]),
+            rotated_gaussian(30.0, 8.0, 9.0, 1.0, 1.4, [-0.2, 0.5, 0.9]),
+            rotated_gaussian(40.0, 30.0, 0.6, 12.0, 0.2, [0.6, 0.6, 0.6])]
     params = np.array(rows, np.float32)
     check_forward(params, 48, 40)
     check_backward(params, 48, 40)
@@ -220,7 +207,7 @@ def test_thin_rotated_gaussians() -> None:
 # ----------------------------------------------------------------------------------- tiles/binning
 @pytest.mark.parametrize("width,height", [(1, 1), (17, 1), (1, 33), (15, 17), (33, 47), (37, 23)])
 def test_image_sizes_not_multiple_of_16(width: int, height: int) -> None:
-    params = scene(width * 100 + height, 30, width, height, 3, sigma_range=(0.5, 10.0))
+    params = random_scene(width * 100 + height, 30, width, height, 3, sigma_range=(0.5, 10.0))
     check_forward(params, width, height)
     check_backward(params, width, height)
 
@@ -252,8 +239,8 @@ def test_many_overlapping_random(channels: int) -> None:
 
 
 def test_gaussian_straddling_tile_corner() -> None:
-    params = np.array([rotated(16.0, 16.0, 5.0, 2.0, 0.4, [0.8]),
-                       rotated(32.1, 15.9, 1.0, 1.0, 0.0, [0.5])], np.float32)
+    params = np.array([rotated_gaussian(16.0, 16.0, 5.0, 2.0, 0.4, [0.8]),
+                       rotated_gaussian(32.1, 15.9, 1.0, 1.0, 0.0, [0.5])], np.float32)
     check_forward(params, 40, 40)
     check_backward(params, 40, 40)
 
@@ -273,8 +260,8 @@ def _with(row: list[float], k: int, value: float) -> list[float]:
     return row
 
 
-_GOOD = [rotated(12.0, 9.0, 4.0, 2.0, 0.5, [0.8, -0.3, 0.5]),
-         rotated(25.0, 14.0, 3.0, 3.0, 0.0, [0.2, 0.9, 0.4])]
+_GOOD = [rotated_gaussian(12.0, 9.0, 4.0, 2.0, 0.5, [0.8, -0.3, 0.5]),
+         rotated_gaussian(25.0, 14.0, 3.0, 3.0, 0.0, [0.2, 0.9, 0.4])]
 
 
 def _check_degenerate_rows(bad: list[list[float]]) -> None:
@@ -339,7 +326,7 @@ def test_cutoff_is_hard() -> None:
 
 def test_gradient_of_linear_colour_is_exact_weight_sum() -> None:
     # d/dc of sum(g * I) = sum_p g(p) w(p): with g = 1 it is the Gaussian's mass on the image.
-    params = np.array([rotated(18.3, 11.7, 3.0, 1.5, 0.8, [0.5, 0.1, 0.9])], np.float32)
+    params = np.array([rotated_gaussian(18.3, 11.7, 3.0, 1.5, 0.8, [0.5, 0.1, 0.9])], np.float32)
     ref = render_reference(np.array([[*params[0, :5], 1.0]]), 37, 23).numpy().sum()
     grad = native_backward(params, 37, 23, np.ones((23, 37, 3), np.float32))
     np.testing.assert_allclose(grad[0, 5:], ref, rtol=1e-5)
@@ -348,7 +335,7 @@ def test_gradient_of_linear_colour_is_exact_weight_sum() -> None:
 # ---------------------------------------------------------------------------------------- threads
 def test_threads_deterministic_and_consistent() -> None:
     width, height = 70, 45  # 5 x 3 tiles, the last ones partial
-    params = scene(21, 250, width, height, 3, sigma_range=(0.5, 12.0))
+    params = random_scene(21, 250, width, height, 3, sigma_range=(0.5, 12.0))
     g = _grad_like(width, height, 3, seed=5)
     results = {}
     for threads in (1, 2, 3):
