@@ -19,11 +19,6 @@ namespace {
 
 constexpr int kErrorBlock = 8;  // densification candidates: the worst pixel of each 8x8 block
 
-double psnr_from_sse(double sse, double count) {
-  const double mse = sse / count;
-  return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
-}
-
 // Parameters and Adam moments, kept packed side by side so pruning compacts all three together.
 struct State {
   int stride;
@@ -114,6 +109,21 @@ namespace {
 std::atomic<bool> g_cancel{false};
 }  // namespace
 
+double psnr_from_sse(double sse, double count) {
+  const double mse = sse / count;
+  return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
+}
+
+bool record_progress(FitStats& stats, const FitConfig& config, int it, double psnr) {
+  const int trace_every = std::max(1, config.iterations / 50);
+  if (it % trace_every == 0) {
+    stats.trace_iterations.push_back(it);
+    stats.trace_psnr.push_back(float(psnr));
+  }
+  if (config.target_psnr > 0.0f && psnr >= config.target_psnr) stats.reached_target = true;
+  return stats.reached_target;
+}
+
 void request_fit_cancel() { g_cancel.store(true, std::memory_order_relaxed); }
 void clear_fit_cancel() { g_cancel.store(false, std::memory_order_relaxed); }
 
@@ -172,7 +182,6 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
   out.stats.gaussians_initial = s.size();
   CpuRasterizer raster;
   std::vector<float> error_map(plane), render_hwc, render_planar;
-  const int trace_every = std::max(1, config.iterations / 50);
   const float lr_base[3] = {config.lr_xy, config.lr_chol, config.lr_color};
   const double decay = config.iterations > 1 ? std::log(config.lr_final_ratio) / (config.iterations - 1) : 0.0;
   const int prune_last = int(config.prune_until * config.iterations);
@@ -183,15 +192,7 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
     const bool prune_now = config.prune_every > 0 && it > 0 && it % config.prune_every == 0 && it <= prune_last;
     raster.bin(s.params.data(), s.size(), channels, width, height, threads);
     const double sse = raster.mse_step(target.data(), s.grad.data(), prune_now ? error_map.data() : nullptr);
-    const double psnr = psnr_from_sse(sse, values);
-    if (it % trace_every == 0) {
-      out.stats.trace_iterations.push_back(it);
-      out.stats.trace_psnr.push_back(float(psnr));
-    }
-    if (config.target_psnr > 0.0f && psnr >= config.target_psnr) {
-      out.stats.reached_target = true;
-      break;
-    }
+    if (record_progress(out.stats, config, it, psnr_from_sse(sse, values))) break;
 
     // Adam step with bias correction; learning rates decay exponentially over the run.
     const AdamStep step = AdamStep::at(lr_base, decay, it, config.l1_color, config.min_chol, width, height);

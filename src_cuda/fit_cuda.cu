@@ -21,11 +21,6 @@ namespace {
 
 using namespace cuda_kernels;
 
-double psnr_from_sse(double sse, double count) {
-  const double mse = sse / count;
-  return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
-}
-
 }  // namespace
 
 void check_cuda_fit_config(const FitConfig& config) {
@@ -79,22 +74,13 @@ FitOutput fit_image_cuda(const float* image, int width, int height, int channels
   FitOutput out;
   out.stats.gaussians_initial = n;
   CudaRasterizer raster(s);
-  const int trace_every = std::max(1, config.iterations / 50);
   const double decay = config.iterations > 1 ? std::log(config.lr_final_ratio) / (config.iterations - 1) : 0.0;
 
   int it = 0;
   for (; it < config.iterations; ++it) {
     raster.bin(d_params.data(), n, channels, width, height);
     const double sse = raster.mse_step(d_target.data(), d_grad.data(), nullptr);
-    const double psnr = psnr_from_sse(sse, values);
-    if (it % trace_every == 0) {
-      out.stats.trace_iterations.push_back(it);
-      out.stats.trace_psnr.push_back(float(psnr));
-    }
-    if (config.target_psnr > 0.0f && psnr >= config.target_psnr) {
-      out.stats.reached_target = true;
-      break;
-    }
+    if (record_progress(out.stats, config, it, psnr_from_sse(sse, values))) break;
     const float lr_base[3] = {config.lr_xy, config.lr_chol, config.lr_color};
     const AdamStep a = AdamStep::at(lr_base, decay, it, config.l1_color, config.min_chol, width, height);
     if (n > 0) {
