@@ -11,6 +11,9 @@ Measured in one run on one image (default: Kodak kodim23, 768x512, 10k Gaussians
 
     python benchmarks/fit_speed.py [--image kodim23] [--threads 0] [--json out.json]
 
+The same measurement is the ``fit`` section of ``benchmarks/speed.py`` (which calls :func:`measure`);
+that script also covers decode speed against Pillow, batched throughput and scaling.
+
 Speed targets (issue 3): >= 20x per iteration, kodim23 to 33 dB in <= 10 s, <= 300 MB at 50k.
 """
 from __future__ import annotations
@@ -55,9 +58,19 @@ def median_seconds(function, repeats: int) -> float:
 
 def splatcodec_per_iteration(image: np.ndarray, gaussians: int, iterations: int, threads: int) -> float:
     """Seconds per iteration, with the one-off initialisation (a 0-iteration fit) subtracted."""
-    init = sc.fit(image, gaussians, 0, threads=threads, return_stats=True).stats.seconds
-    run = sc.fit(image, gaussians, iterations, threads=threads, return_stats=True).stats.seconds
-    return (run - init) / iterations
+    return splatcodec_fit_timing(image, gaussians, iterations, threads)[0]
+
+
+def splatcodec_fit_timing(image: np.ndarray, gaussians: int, iterations: int, threads: int,
+                          repeats: int = 1) -> tuple[float, float, "sc.Splats"]:
+    """(seconds per iteration over the first ``iterations``, seconds of the initialisation, the fitted
+    Gaussians). The initialisation is timed as a 0-iteration fit and subtracted from the full one;
+    each is the median of ``repeats`` fits (the fit's own clock, so Python overhead is excluded)."""
+    init = statistics.median(sc.fit(image, gaussians, 0, threads=threads, return_stats=True).stats.seconds
+                             for _ in range(repeats))
+    runs = [sc.fit(image, gaussians, iterations, threads=threads, return_stats=True) for _ in range(repeats)]
+    run = statistics.median(r.stats.seconds for r in runs)
+    return max(run - init, 0.0) / iterations, init, runs[0].splats
 
 
 def splatcodec_time_to(image: np.ndarray, gaussians: int, target: float, threads: int) -> tuple[float, int]:
@@ -68,12 +81,11 @@ def splatcodec_time_to(image: np.ndarray, gaussians: int, target: float, threads
     return stats.seconds, stats.iterations
 
 
-def torch_run(image: np.ndarray, gaussians: int, threads: int, timed_iterations: int, cap_seconds: float,
-              targets: tuple[float, ...]) -> dict:
-    """ms/iteration over `timed_iterations` steps, then keeps stepping until every target is reached or
-    the cap runs out; records the wall time at which each target PSNR was first reached."""
-    import torch
-
+def torch_fitter_factory(image: np.ndarray, gaussians: int, threads: int):
+    """A function returning a fresh ``torch_baseline.TorchFitter`` started from splatcodec's own
+    initial Gaussians, with the native fitter's default learning rates and schedule."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
     from torch_baseline import TorchFitter
 
     config = sc.FitOptions(num_gaussians=gaussians).native_config(image.shape + (() if image.ndim == 3 else (1,)),
@@ -83,11 +95,26 @@ def torch_run(image: np.ndarray, gaussians: int, threads: int, timed_iterations:
     same_schedule = dict(threads=threads, iterations=defaults.iterations, init_params=start_params,
                          lr_xy=defaults.lr_xy, lr_chol=defaults.lr_chol, lr_color=defaults.lr_color,
                          lr_final_ratio=defaults.lr_final_ratio, min_chol=defaults.min_chol)
-    fitter = TorchFitter(image, gaussians, **same_schedule)
-    fitter.step()  # warm-up (allocator, thread pool)
-    per_step = median_seconds(fitter.step, timed_iterations)
+    return lambda: TorchFitter(image, gaussians, **same_schedule)
 
-    fitter = TorchFitter(image, gaussians, **same_schedule)
+
+def torch_seconds_per_iteration(make_fitter, timed_iterations: int) -> float:
+    """Median seconds of one PyTorch iteration, after one warm-up step (allocator, thread pool)."""
+    fitter = make_fitter()
+    fitter.step()
+    return median_seconds(fitter.step, timed_iterations)
+
+
+def torch_run(image: np.ndarray, gaussians: int, threads: int, timed_iterations: int, cap_seconds: float,
+              targets: tuple[float, ...]) -> dict:
+    """ms/iteration over `timed_iterations` steps, then keeps stepping until every target is reached or
+    the cap runs out; records the wall time at which each target PSNR was first reached."""
+    import torch
+
+    make_fitter = torch_fitter_factory(image, gaussians, threads)
+    per_step = torch_seconds_per_iteration(make_fitter, timed_iterations)
+
+    fitter = make_fitter()
     reached: dict[float, float] = {}
     steps = 0
     start = time.perf_counter()
@@ -123,41 +150,37 @@ print(hwm(), hwm() - before)
     return total, growth
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", default="kodim23", help="Kodak name (kodim01..24) or a path")
-    parser.add_argument("--gaussians", type=int, default=10000)
-    parser.add_argument("--iterations", type=int, default=200, help="iterations timed for splatcodec")
-    parser.add_argument("--torch-iterations", type=int, default=5, help="iterations timed for PyTorch")
-    parser.add_argument("--torch-cap", type=float, default=300.0,
-                        help="seconds the PyTorch time-to-PSNR run may take")
-    parser.add_argument("--threads", type=int, default=0, help="threads for both (0: all cores)")
-    parser.add_argument("--skip-torch", action="store_true")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
-    args = parser.parse_args(argv)
-    threads = args.threads or os.cpu_count() or 1
-    image = load(args.image)
+def measure(image_name: str = "kodim23", gaussians: int = 10000, iterations: int = 200, threads: int = 0,
+            torch_iterations: int = 5, torch_cap: float = 300.0, skip_torch: bool = False,
+            targets: tuple[float, ...] = (30.0, 33.0), render_counts: tuple[int, ...] = (10000, 50000),
+            render_iterations: int = 100, memory_gaussians: int = 50000, memory_iterations: int = 50) -> dict:
+    """Runs every measurement of this module, prints it, and returns the figures as a dict.
+
+    Times to a target that was not reached are ``inf``. ``image_name`` is a Kodak name or a path (the
+    memory measurement reloads it in a fresh process).
+    """
+    threads = threads or os.cpu_count() or 1
+    image = load(image_name)
     height, width = image.shape[:2]
     lanes = _native.core().SIMD_LANES
-    out: dict = {"image": args.image, "width": width, "height": height, "gaussians": args.gaussians,
+    out: dict = {"image": image_name, "width": width, "height": height, "gaussians": gaussians,
                  "threads": threads, "cpu": _cpu_name(), "simd_lanes": lanes}
-    print(f"# fit_speed: {args.image} {width}x{height}, {args.gaussians} Gaussians, {threads} threads, "
+    print(f"# fit_speed: {image_name} {width}x{height}, {gaussians} Gaussians, {threads} threads, "
           f"{out['cpu']}, native core built for {lanes}-float SIMD "
           f"({ {4: 'portable SSE2', 8: 'AVX2', 16: 'AVX-512'}.get(lanes, '?') })")
 
-    ours = splatcodec_per_iteration(image, args.gaussians, args.iterations, threads)
+    ours = splatcodec_per_iteration(image, gaussians, iterations, threads)
     out["splatcodec_ms_per_iteration"] = ours * 1e3
     print(f"splatcodec   {ours * 1e3:9.2f} ms/iteration")
-    targets = (30.0, 33.0)
     for target in targets:
-        seconds, iters = splatcodec_time_to(image, args.gaussians, target, threads)
+        seconds, iters = splatcodec_time_to(image, gaussians, target, threads)
         out[f"splatcodec_seconds_to_{target:.0f}dB"] = seconds
         print(f"splatcodec   {seconds:9.2f} s to {target:.0f} dB ({iters} iterations, init included)")
 
-    if not args.skip_torch:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        torch = torch_run(image, args.gaussians, threads, args.torch_iterations, args.torch_cap, targets)
+    if not skip_torch:
+        torch = torch_run(image, gaussians, threads, torch_iterations, torch_cap, targets)
         out["torch_ms_per_iteration"] = torch["seconds_per_iteration"] * 1e3
+        out["torch_threads"] = torch["torch_threads"]
         out["speedup_per_iteration"] = torch["seconds_per_iteration"] / ours
         print(f"PyTorch      {torch['seconds_per_iteration'] * 1e3:9.2f} ms/iteration "
               f"({torch['torch_threads']} torch threads)")
@@ -166,15 +189,15 @@ def main(argv: list[str] | None = None) -> dict:
             seconds = torch["reached"].get(target, float("inf"))
             out[f"torch_seconds_to_{target:.0f}dB"] = seconds
             ours_t = out[f"splatcodec_seconds_to_{target:.0f}dB"]
-            shown = f"{seconds:9.2f} s" if np.isfinite(seconds) else f" > {args.torch_cap:.0f} s (cap)"
+            shown = f"{seconds:9.2f} s" if np.isfinite(seconds) else f" > {torch_cap:.0f} s (cap)"
             print(f"PyTorch      {shown} to {target:.0f} dB; ratio {seconds / ours_t:.1f}x")
 
-    # Rendering: fitted 10k and 50k Gaussians vs Pillow decoding a JPEG of the same image.
-    for count in (10000, 50000):
-        splats = sc.fit(image, count, 100, threads=threads)
+    # Rendering: fitted Gaussians vs Pillow decoding a JPEG of the same image.
+    for count in render_counts:
+        splats = sc.fit(image, count, render_iterations, threads=threads)
         seconds = median_seconds(lambda: sc.render(splats, threads=threads), 7)
-        out[f"render_ms_{count // 1000}k"] = seconds * 1e3
-        print(f"render       {seconds * 1e3:9.2f} ms at {count // 1000}k Gaussians ({width}x{height}, uint8)")
+        out[f"render_ms_{_count_tag(count)}"] = seconds * 1e3
+        print(f"render       {seconds * 1e3:9.2f} ms at {_count_tag(count)} Gaussians ({width}x{height}, uint8)")
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "JPEG", quality=90)
     jpeg = buffer.getvalue()
@@ -187,11 +210,34 @@ def main(argv: list[str] | None = None) -> dict:
     out["pillow_jpeg_decode_ms"] = seconds * 1e3
     print(f"Pillow JPEG  {seconds * 1e3:9.2f} ms decode (quality 90, {len(jpeg) * 8 / (width * height):.2f} bpp)")
 
-    total, growth = peak_memory_mb(args.image, 50000, 50, threads)
-    out["fit_50k_peak_rss_mb"] = total
-    out["fit_50k_peak_growth_mb"] = growth
-    print(f"memory       {total:9.1f} MB peak RSS of a 50k-Gaussian fit ({growth:.1f} MB above the "
+    total, growth = peak_memory_mb(image_name, memory_gaussians, memory_iterations, threads)
+    tag = _count_tag(memory_gaussians)
+    out[f"fit_{tag}_peak_rss_mb"] = total
+    out[f"fit_{tag}_peak_growth_mb"] = growth
+    print(f"memory       {total:9.1f} MB peak RSS of a {tag}-Gaussian fit ({growth:.1f} MB above the "
           "process before the fit)")
+    return out
+
+
+def _count_tag(count: int) -> str:
+    """10000 -> '10k', 400 -> '400' (the keys of the figures)."""
+    return f"{count // 1000}k" if count % 1000 == 0 else str(count)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default="kodim23", help="Kodak name (kodim01..24) or a path")
+    parser.add_argument("--gaussians", type=int, default=10000)
+    parser.add_argument("--iterations", type=int, default=200, help="iterations timed for splatcodec")
+    parser.add_argument("--torch-iterations", type=int, default=5, help="iterations timed for PyTorch")
+    parser.add_argument("--torch-cap", type=float, default=300.0,
+                        help="seconds the PyTorch time-to-PSNR run may take")
+    parser.add_argument("--threads", type=int, default=0, help="threads for both (0: all cores)")
+    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    out = measure(args.image, args.gaussians, args.iterations, args.threads, args.torch_iterations,
+                  args.torch_cap, args.skip_torch)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return out
