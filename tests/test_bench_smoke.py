@@ -108,3 +108,118 @@ def test_bd_rate_sign_and_value() -> None:
     assert r["bd_rate"] == pytest.approx(-20.0, abs=1e-9)
     assert r["bd_rate_msssim"] == pytest.approx(-20.0, abs=1e-9)
     assert r["bd_psnr"] > 0
+
+
+# ------------------------------------------------------------------------------------ benchmarks/speed.py
+
+
+def _load_speed():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_speed", REPO / "benchmarks" / "speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_speed"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _numbers(node, path=""):
+    """(path, value) of every number in a JSON tree (booleans excluded)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _numbers(v, f"{path}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path, node
+
+
+def _fake_rd_results(folder: Path) -> None:
+    """rd.py-style JSON for a reference codec and splatcodec (the codecs section only reads them)."""
+    (folder / "json").mkdir(parents=True)
+    curves = {"jpeg-420": ("JPEG 4:2:0", [0.2, 0.5, 1.0], [2.0, 2.5, 3.0], [1.0, 1.5, 2.0]),
+              "splatcodec": ("splatcodec", [0.3, 0.6, 2.0], [3e5, 3e5, 4e5], [50.0, 60.0, 70.0])}
+    for key, (name, bpp, enc, dec) in curves.items():
+        doc = {"name": name, "description": "fake", "results": {"bpp": bpp, "psnr-rgb": [28.0, 31.0, 34.0],
+                                                               "encoding_time": enc, "decoding_time": dec}}
+        (folder / "json" / f"{key}.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.skipif(not (KODAK / "kodim23.png").exists(), reason="needs ../shared/data/kodak")
+def test_speed_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """speed.py --quick runs every section on tiny inputs; checks the JSON shape, not the speed."""
+    speed = _load_speed()
+    rd_results = tmp_path / "rd"
+    _fake_rd_results(rd_results)
+    out_json = tmp_path / "speed.json"
+    speed.main(["--quick", "--json", str(out_json), "--out", str(tmp_path / "cache"), "--rd-results", str(rd_results)])
+    printed = capsys.readouterr().out
+    report = json.loads(out_json.read_text())  # strict JSON: no NaN / Infinity
+    assert set(report["sections"]) == set(speed.SECTIONS)
+    machine = report["machine"]
+    assert machine["logical_cpus"] >= 1 and machine["cpu"] and "isa" in machine and "cuda" in machine
+    assert printed.count("machine: ") == len(speed.SECTIONS)  # every section names the machine
+    sections = report["sections"]
+
+    codecs = sections["codecs"]
+    assert {r["codec"] for r in codecs["ratios"]} == {"jpeg-420"}
+    by_bpp = {r["bpp"]: r for r in codecs["ratios"]}
+    assert by_bpp[2.0]["encode_ratio"] is None  # outside JPEG's fake sweep
+    assert by_bpp[0.3]["decode_ratio"] == pytest.approx(50.0 / (1.0 * (1.5 / 1.0) ** (math.log(1.5) / math.log(2.5))))
+
+    decode = sections["decode"]
+    assert len(decode["images"]) == 1 and set(decode["median_ratio"]) == {"jpeg-420", "webp", "avif"}
+    image = decode["images"][0]
+    for ref in image["references"].values():  # bisection matched the file size to within 35 %
+        assert abs(ref["bytes"] / image["bytes"] - 1) < 0.35, ref
+    assert image["decode_ms"] >= image["parse_ms"]
+
+    batch = sections["batch"]
+    if "skipped" not in batch:
+        assert [r["gaussians"] for r in batch["cpu"]] == [40, 160]
+        assert batch["paper"]["ms_per_image"] == pytest.approx(7.2)
+    scaling = sections["scaling"]
+    assert [r["gaussians"] for r in scaling["by_gaussians"]] == [50, 200]
+    assert [(r["width"], r["height"]) for r in scaling["by_size"]] == [(32, 32), (64, 64)]
+    assert sections["fit"]["splatcodec_ms_per_iteration"] > 0
+
+    # every figure is finite (JSON null stands for "not reached" / "not applicable") and, growth
+    # exponents aside, positive
+    numbers = list(_numbers(sections))
+    assert len(numbers) > 80
+    for path, value in numbers:
+        assert math.isfinite(value), path
+        if "growth" not in path.rsplit(".", 1)[-1]:
+            assert value > 0, (path, value)
+    assert set(report["section_seconds"]) == set(speed.SECTIONS)
+
+    # the .gsplat file is cached: a second decode run does not encode again
+    speed.main(["decode", "--quick", "--out", str(tmp_path / "cache"), "--skip-torch"])
+    assert "encoding" not in capsys.readouterr().out
+
+
+def test_speed_codecs_without_rd_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    speed = _load_speed()
+    report = speed.main(["codecs", "--rd-results", str(tmp_path / "none")])
+    assert "skipped" in report["sections"]["codecs"] and "run benchmarks/rd.py" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (KODAK / "kodim23.png").exists(), reason="needs ../shared/data/kodak")
+def test_speed_gpu_path_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU rows of batch and scaling, driven through a stand-in with _core_cuda's signatures (the CPU
+    core's fit_batch), so the code path is exercised where there is no GPU."""
+    import types
+
+    from splatcodec import _native
+
+    speed = _load_speed()
+    fake = types.SimpleNamespace(fit_batch=_native.core().fit_batch, device_count=lambda: 1)
+    monkeypatch.setattr(speed, "cuda_module", lambda: (fake, ""))
+    monkeypatch.setattr(speed, "gpu_name", lambda: "stand-in")
+    report = speed.main(["batch", "scaling", "--quick", "--skip-torch", "--json", str(tmp_path / "g.json")])
+    assert report["machine"]["cuda"] == {"available": True, "devices": 1, "name": "stand-in"}
+    batch, scaling = report["sections"]["batch"], report["sections"]["scaling"]
+    if "skipped" not in batch:
+        assert [r["gaussians"] for r in batch["cuda"]["runs"]] == [40, 160]
+        assert all(r["images_per_s"] > 0 and r["mean_psnr"] > 10 for r in batch["cuda"]["runs"])
+    assert all(r["gpu_ms_per_iteration"] >= 0 for r in scaling["by_gaussians"] + scaling["by_size"])
