@@ -1,5 +1,10 @@
 // pybind11 module splatcodec._core: thin bindings over the native CPU core. Argument errors surface as
 // ValueError (std::invalid_argument); the Python layer turns them into splatcodec's own error types.
+//
+// The same file is compiled once per instruction set (setup.py): SPLAT_MODULE_NAME names the module
+// (_core, _core_x86_64_v3, _core_x86_64_v4), SPLAT_ISA is the level it was compiled for, SPLAT_BUILD_ID
+// identifies the build. The variants share _core's FitConfig / InitMode types (one Python type for all,
+// so a config made with any module works with every module), and splatcodec._native picks the module.
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -9,6 +14,15 @@
 #include "../src_cuda/raster_cpu.h"
 
 #include "common.h"
+
+#if !defined(SPLAT_MODULE_NAME) || !defined(SPLAT_ISA) || !defined(SPLAT_BUILD_ID)
+#error "build with setup.py: it defines SPLAT_MODULE_NAME, SPLAT_ISA and SPLAT_BUILD_ID per module"
+#endif
+#ifndef SPLAT_ISA_VARIANTS  // defined for _core only: the variants built with it
+#define SPLAT_ISA_VARIANTS
+#endif
+#define SPLAT_STRINGIFY_(...) #__VA_ARGS__
+#define SPLAT_STRINGIFY(...) SPLAT_STRINGIFY_(__VA_ARGS__)
 
 namespace py = pybind11;
 using splat::FitConfig;
@@ -98,15 +112,91 @@ FloatArray initial_gaussians(const FloatArray& image, const FitConfig& config) {
   return out;
 }
 
+// What this CPU and OS support, as {feature: bool} plus the ISA levels the variant modules are built
+// for ("x86-64-v3", "x86-64-v4"); empty off x86. libgcc / compiler-rt fill in the features from CPUID and
+// report the AVX and AVX-512 ones only when the OS saves their registers (XGETBV), which CPUID alone does
+// not say. Only names every supported compiler knows are asked: older Clang rejects unknown ones.
+py::dict cpu_features() {
+  py::dict out;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  bool v2 = true, v3 = true, v4 = true;
+#define SPLAT_FEATURE(name, level)                             \
+  {                                                            \
+    const bool has = __builtin_cpu_supports(name) != 0;        \
+    out[name] = has;                                           \
+    level = level && has;                                      \
+  }
+  SPLAT_FEATURE("popcnt", v2)
+  SPLAT_FEATURE("sse3", v2)
+  SPLAT_FEATURE("ssse3", v2)
+  SPLAT_FEATURE("sse4.1", v2)
+  SPLAT_FEATURE("sse4.2", v2)
+  SPLAT_FEATURE("avx", v3)
+  SPLAT_FEATURE("avx2", v3)
+  SPLAT_FEATURE("fma", v3)
+  SPLAT_FEATURE("bmi", v3)
+  SPLAT_FEATURE("bmi2", v3)
+  SPLAT_FEATURE("avx512f", v4)
+  SPLAT_FEATURE("avx512bw", v4)
+  SPLAT_FEATURE("avx512cd", v4)
+  SPLAT_FEATURE("avx512dq", v4)
+  SPLAT_FEATURE("avx512vl", v4)
+#if !defined(__clang__) && __GNUC__ >= 12
+  // GCC 12 also knows F16C, LZCNT, MOVBE and the levels themselves (which add CX16 and LAHF).
+  SPLAT_FEATURE("f16c", v3)
+  SPLAT_FEATURE("lzcnt", v3)
+  SPLAT_FEATURE("movbe", v3)
+  SPLAT_FEATURE("x86-64-v2", v2)
+  SPLAT_FEATURE("x86-64-v3", v3)
+  SPLAT_FEATURE("x86-64-v4", v4)
+#endif
+#undef SPLAT_FEATURE
+  v3 = v3 && v2;
+  v4 = v4 && v3;
+  out["x86-64-v2"] = v2;
+  out["x86-64-v3"] = v3;
+  out["x86-64-v4"] = v4;
+#endif
+  return out;
+}
+
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "splatcodec native core: tile-based 2D Gaussian rasteriser and fitter (CPU, OpenMP)";
+PYBIND11_MODULE(SPLAT_MODULE_NAME, m) {
+  m.doc() = "splatcodec native core: tile-based 2D Gaussian rasteriser and fitter (CPU, OpenMP), built for "
+            SPLAT_STRINGIFY(SPLAT_ISA);
   m.attr("TILE_SIZE") = splat::kTileSize;
   m.attr("CUTOFF_SIGMA") = splat::kCutoffSigma;
   m.attr("SIMD_LANES") = splat::simd_lanes();
+  m.attr("ISA") = SPLAT_STRINGIFY(SPLAT_ISA);
+  m.attr("BUILD_ID") = SPLAT_STRINGIFY(SPLAT_BUILD_ID);
 
-  register_fit_config(m);
+  const std::string name = SPLAT_STRINGIFY(SPLAT_MODULE_NAME);
+  if (name == "_core") {
+    register_fit_config(m);
+    const std::string variants = SPLAT_STRINGIFY(SPLAT_ISA_VARIANTS);
+    py::list built;
+    for (size_t start = 0; start < variants.size();) {
+      const size_t end = std::min(variants.find(' ', start), variants.size());
+      if (end > start) built.append(variants.substr(start, end - start));
+      start = end + 1;
+    }
+    m.attr("ISA_VARIANTS") = py::tuple(built);
+  } else {
+    // A variant: take _core's registrations (the loader imports _core first). Registering FitConfig again
+    // globally would fail ("already registered"); if _core is missing, fall back to module-local copies.
+    try {
+      py::module_ core = py::module_::import("splatcodec._core");
+      m.attr("FitConfig") = core.attr("FitConfig");
+      m.attr("InitMode") = core.attr("InitMode");
+    } catch (const py::error_already_set&) {
+      PyErr_Clear();
+      register_fit_config(m, py::module_local());
+    }
+  }
+  m.def("cpu_features", &cpu_features,
+        "What this CPU and OS support: {feature: bool}, with the ISA levels 'x86-64-v2/v3/v4' (empty off x86).");
 
   m.def("render", &render, py::arg("params"), py::arg("width"), py::arg("height"), py::arg("threads") = 0,
         "Render packed Gaussians (N, 5+C) to a float32 (height, width, C) image.");
