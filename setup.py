@@ -25,6 +25,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
@@ -154,6 +155,28 @@ def isa_build_ext(base: type) -> type:
             super().finalize_options()
             if not self.parallel:  # build the modules side by side (each also compiles its files in parallel)
                 self.parallel = _build_jobs()
+
+        # The modules compile the same sources, so each needs its own object directory: in a shared one,
+        # modules built side by side would overwrite each other's objects and link the wrong ISA's code.
+        # build_extension reads self.build_temp, and runs in one thread per module, hence a thread-local
+        # override.
+        @property
+        def build_temp(self) -> str:
+            local = self.__dict__.get("_splat_local")
+            override = getattr(local, "build_temp", None) if local is not None else None
+            return override or self.__dict__.get("_splat_build_temp")
+
+        @build_temp.setter
+        def build_temp(self, value: str) -> None:
+            self.__dict__["_splat_build_temp"] = value
+
+        def build_extension(self, ext) -> None:
+            local = self.__dict__.setdefault("_splat_local", threading.local())
+            local.build_temp = os.path.join(self.__dict__["_splat_build_temp"], ext.name)
+            try:
+                super().build_extension(ext)
+            finally:
+                local.build_temp = None
 
         def build_extensions(self) -> None:
             kept, built = [], []
