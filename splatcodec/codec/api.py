@@ -118,13 +118,20 @@ def _check_effort(effort: int) -> int:
     return int(effort)
 
 
-#: Learning rate that freezes a parameter group in the fitter (which needs positive rates).
-_FROZEN_LR = 1e-12
+#: Fit options of every coarse-to-fine stage: every 25 iterations until 70 % of the stage, drop
+#: Gaussians whose |colour| luma is under 0.02 and re-seed as many where the error is largest (the
+#: count, hence the progressive group sizes, is kept). Measured on 256x256 crops of kodim01/15/23 at
+#: quality 45 and 72: +0.3 to +0.7 dB at the same file size over plain stage fits (docs/codec.md).
+STAGE_FIT_OPTIONS: dict[str, Any] = dict(prune_every=25, prune_threshold=0.02, prune_until=0.7, densify=True)
 
 
 def _iterations(effort: int) -> tuple[int, int]:
-    """(fit iterations, quantization-aware refinement iterations) for an effort level."""
-    return 250 * effort + 500, 50 * effort + 100
+    """(fit iterations per coarse-to-fine stage, refinement iterations) for an effort level.
+
+    Measured on 256x256 Kodak crops (kodim01, kodim23; quality 45 and 72): 800 iterations per stage
+    match 1500 within the fits' noise (+-0.3 dB), 500 lose ~0.2 dB, 300 ~0.3 dB; see docs/codec.md.
+    """
+    return 150 * effort + 200, 50 * effort + 100
 
 
 # ----------------------------------------------------------------------------------- encode
@@ -217,7 +224,7 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
         # beats refining all parameters and re-quantizing (the re-quantization undoes the refinement).
         geometry = q.ranges[:5].copy()
         refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads,
-                    lr_xy=_FROZEN_LR, lr_chol=_FROZEN_LR)
+                    lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes)
     data, stats = bitstream.write(q, metadata)
@@ -252,6 +259,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         metadata: str -> str | bytes entries stored in the optional META section (e.g. ``icc``).
         max_pixels: refuse larger images (:class:`LimitExceededError`); ``None`` disables.
         return_stats: also return an :class:`EncodeStats`.
+        fit_kwargs: extra :func:`splatcodec.fit` options for the coarse-to-fine stage fits; they
+            override :data:`STAGE_FIT_OPTIONS` (e.g. ``{"densify": False, "prune_every": 0}``).
         progress: called as ``progress(step, total, label)`` after each fitting step (per attempt
             of the rate search; ``step`` restarts at 1 for each attempt).
     """
@@ -275,7 +284,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     if not isinstance(levels, int) or not 1 <= levels <= bitstream.MAX_GROUPS:
         raise InvalidInputError(f"levels must be in 1..{bitstream.MAX_GROUPS}")
     metadata = _check_metadata(metadata)
-    fit_kwargs = dict(fit_kwargs or {})
+    fit_kwargs = {**STAGE_FIT_OPTIONS, **(fit_kwargs or {})}
     pixels_count = w * h
 
     def attempt(n: int):
