@@ -1,9 +1,18 @@
-"""Loads the compiled core, splatcodec._core, and turns its argument errors into ours."""
+"""Loads the compiled core and turns its argument errors into ours.
+
+The core is built as several modules from the same sources (see setup.py): ``splatcodec._core``
+(portable x86-64 baseline, or generic flags elsewhere) and, on x86-64, ``_core_x86_64_v3`` (AVX2, FMA)
+and ``_core_x86_64_v4`` (AVX-512). :func:`core` returns the best one this CPU and OS support, as
+``_core.cpu_features()`` reports them; ``SPLATCODEC_ISA=baseline|x86-64-v3|x86-64-v4`` (read once, when
+the core is first needed) forces one; :func:`describe` says what was found.
+"""
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
+import warnings
 from types import ModuleType
 from typing import Any, Callable, TypeVar
 
@@ -11,6 +20,11 @@ from .errors import InvalidInputError, NativeExtensionError
 
 _BUILD_HINT = ("build it with `pip install -e .` (or `python setup.py build_ext --inplace`) from the "
                "splatcodec source tree; a C++17 compiler with OpenMP is needed")
+
+#: ISA levels the core can be built for, slowest first, and their modules.
+ISA_MODULES = {"baseline": "_core", "x86-64-v3": "_core_x86_64_v3", "x86-64-v4": "_core_x86_64_v4"}
+#: Environment variable forcing one ISA level ("auto" or unset: the best available).
+ISA_ENV = "SPLATCODEC_ISA"
 
 T = TypeVar("T")
 
@@ -34,14 +48,77 @@ def _prefer_passive_openmp_waits() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-@functools.lru_cache(maxsize=1)
-def core() -> ModuleType:
-    """The native module; raises NativeExtensionError with build instructions if it is missing."""
+def _baseline() -> ModuleType:
     _prefer_passive_openmp_waits()
     try:
         return importlib.import_module(f"{__package__}._core")
     except ImportError as exc:
         raise NativeExtensionError(f"splatcodec's native core is not available ({exc}); {_BUILD_HINT}") from exc
+
+
+def _variant(base: ModuleType, level: str) -> tuple[ModuleType | None, str]:
+    """(the ``level`` module, "ok"), or (None, why it cannot be used). A variant is imported only once the
+    CPU is known to support it: its start-up code may already use the instructions it was built for."""
+    name = f"{__package__}.{ISA_MODULES[level]}"
+    if level not in getattr(base, "ISA_VARIANTS", ()):
+        if importlib.util.find_spec(name) is None:
+            return None, "not built"
+        return None, f"not built with this {base.__name__} (a leftover of another build; rebuild to use it)"
+    features = base.cpu_features() if hasattr(base, "cpu_features") else {}
+    if not features.get(level, False):
+        return None, "not supported by this CPU or OS"
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        return None, f"not loadable ({exc})"
+    if getattr(module, "BUILD_ID", None) != base.BUILD_ID:
+        return None, (f"from another build than {base.__name__} ({getattr(module, 'BUILD_ID', None)} vs "
+                      f"{base.BUILD_ID}; rebuild)")
+    return module, "ok"
+
+
+@functools.lru_cache(maxsize=1)
+def core() -> ModuleType:
+    """The native module to use: the fastest built one this CPU supports, or the one ``SPLATCODEC_ISA``
+    names. Raises NativeExtensionError with build instructions if it is missing."""
+    base = _baseline()
+    forced = os.environ.get(ISA_ENV, "").strip().lower()
+    if forced in ("", "auto"):
+        for level in reversed(list(ISA_MODULES)[1:]):
+            module, status = _variant(base, level)
+            if module is not None:
+                return module
+            if status.startswith(("not loadable", "from another build")):  # built for this CPU, but broken
+                warnings.warn(f"splatcodec.{ISA_MODULES[level]} is {status}; using a slower core",
+                              RuntimeWarning, stacklevel=2)
+        return base
+    if forced not in ISA_MODULES:
+        raise NativeExtensionError(f"{ISA_ENV}={forced!r} is not one of auto, {', '.join(ISA_MODULES)}")
+    if forced == "baseline":
+        return base
+    module, status = _variant(base, forced)
+    if module is None:
+        raise NativeExtensionError(f"{ISA_ENV}={forced}: splatcodec.{ISA_MODULES[forced]} is {status}")
+    return module
+
+
+def isa() -> str:
+    """The ISA level of the module :func:`core` uses: "baseline", "x86-64-v3", "x86-64-v4", or "native"
+    (a ``SPLATCODEC_NATIVE_ARCH=1`` build)."""
+    return str(getattr(core(), "ISA", "baseline"))
+
+
+def isa_report() -> dict[str, str]:
+    """{ISA level: "loaded", "ok" (usable, not loaded) or why it cannot be used}, for diagnostics."""
+    base = _baseline()
+    loaded = isa()
+    report = {}
+    for level in ISA_MODULES:
+        status = "ok" if level == "baseline" else _variant(base, level)[1]
+        report[level] = "loaded" if status == "ok" and level == loaded else status
+    if loaded == "native":
+        report["baseline"] = "loaded (built with -march=native)"
+    return report
 
 
 def call(function_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -51,3 +128,16 @@ def call(function_name: str, *args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(str(exc)) from None
+
+
+def describe() -> str:
+    """Which native module is used and why the others are not, as lines of text::
+
+        python -c "from splatcodec import _native; print(_native.describe())"
+    """
+    module = core()
+    lines = [f"splatcodec native core: {module.__name__} ({isa()}, {module.SIMD_LANES}-float SIMD)"]
+    lines += [f"  {level:10} {status}" for level, status in isa_report().items()]
+    features = getattr(_baseline(), "cpu_features", dict)()
+    lines.append("  cpu: " + " ".join(name for name, has in features.items() if has and not name.startswith("x86-64")))
+    return "\n".join(lines)
