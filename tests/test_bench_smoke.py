@@ -172,7 +172,7 @@ def test_speed_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     image = decode["images"][0]
     for ref in image["references"].values():  # bisection matched the file size to within 35 %
         assert abs(ref["bytes"] / image["bytes"] - 1) < 0.35, ref
-    assert image["decode_ms"] >= image["parse_ms"]
+    # (no ordering between the separately timed parse and full decode: under load either median may win)
 
     batch = sections["batch"]
     if "skipped" not in batch:
