@@ -14,7 +14,9 @@ Outputs (under ``--out``, default ``benchmarks/results/<dataset>``):
 * ``per_image.csv`` and ``summary.csv``.
 * ``rd.png``: PSNR and MS-SSIM (dB) vs bpp with the published GaussianImage / GaussianImage++ anchors.
 * A printed BD-rate / BD-PSNR table (``bjontegaard``, pchip) of splatcodec against every other codec,
-  plus a sanity table of every codec against JPEG 4:2:0.
+  plus a sanity table of every codec against JPEG 4:2:0, and a per-image table: at each of
+  splatcodec's rate points, how many images beat JPEG 4:2:0 at the same bpp, by how much on average and
+  at worst.
 
 splatcodec is benchmarked only when ``splatcodec.encode(image, quality=...) -> bytes`` and
 ``splatcodec.decode(data) -> ndarray`` exist; otherwise the run says so and covers the reference codecs.
@@ -569,6 +571,52 @@ def bd_metrics(anchor: Curve, test: Curve) -> dict[str, Any]:
     return out
 
 
+def per_image_gains(rows: Iterable[dict[str, Any]], test: str, anchor: str) -> list[dict[str, Any]]:
+    """Per rate point of ``test``: its PSNR minus ``anchor``'s on the same image at the same bpp.
+
+    The anchor's per-image curve is interpolated in log bpp (over its monotone envelope); images whose
+    anchor sweep does not reach the test's bpp are left out, so ``n`` can be below the image count. A
+    BD-rate averages curves; this says how many images are actually better or worse at each rate.
+    """
+    by_image: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for r in rows:
+        if r["codec"] in (test, anchor):
+            by_image.setdefault(r["image"], {}).setdefault(r["codec"], []).append(
+                (float(r["value"]), float(r["bpp"]), float(r["psnr"])))
+    gains: dict[float, list[float]] = {}
+    bpps: dict[float, list[float]] = {}
+    for curves in by_image.values():
+        if anchor not in curves or test not in curves:
+            continue
+        rate, dist = _envelope([b for _, b, _ in curves[anchor]], [p for _, _, p in curves[anchor]])
+        if len(rate) < 2:
+            continue
+        for value, bpp, psnr in curves[test]:
+            bpps.setdefault(value, []).append(bpp)
+            if rate[0] <= bpp <= rate[-1]:
+                ref = float(np.interp(np.log(bpp), np.log(rate), dist))
+                gains.setdefault(value, []).append(psnr - ref)
+    out = []
+    for value in sorted(bpps):
+        g = np.asarray(gains.get(value, []))
+        out.append({"value": value, "bpp": float(np.mean(bpps[value])), "n": int(g.size),
+                    "mean": float(g.mean()) if g.size else float("nan"),
+                    "worst": float(g.min()) if g.size else float("nan"),
+                    "best": float(g.max()) if g.size else float("nan"),
+                    "wins": int((g > 0).sum())})
+    return out
+
+
+def format_per_image_table(title: str, gains: list[dict[str, Any]], param: str) -> str:
+    """A Markdown table of :func:`per_image_gains`."""
+    lines = [title, "", f"| {param} | mean bpp | images compared | mean dB | worst dB | best dB | images better |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for g in gains:
+        lines.append(f"| {g['value']:g} | {g['bpp']:.3f} | {g['n']} | {g['mean']:+.2f} | {g['worst']:+.2f} | "
+                     f"{g['best']:+.2f} | {g['wins']}/{g['n']} |")
+    return "\n".join(lines)
+
+
 def format_bd_table(title: str, rows: list[dict[str, Any]], curves: dict[str, Curve], key: str = "anchor") -> str:
     """A Markdown table of BD results, one row per ``row[key]`` codec (the anchor, or the test codec)."""
     lines = [title, "",
@@ -810,6 +858,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         why = next((m for m in messages if m.startswith(args.bd_test + ":")), "no curve in this run")
         print(f"BD table for {args.bd_test}: NOT COMPUTED - {why}")
+    if args.bd_test in curves and BD_ANCHOR_SANITY in curves and args.bd_test != BD_ANCHOR_SANITY:
+        gains = per_image_gains(rows, args.bd_test, BD_ANCHOR_SANITY)
+        print()
+        print(format_per_image_table(
+            f"Per image: {curves[args.bd_test].codec.label} PSNR minus {curves[BD_ANCHOR_SANITY].codec.label} "
+            f"PSNR at the same bpp (interpolated in log bpp; images outside the anchor's sweep left out):",
+            gains, curves[args.bd_test].codec.param))
     if BD_ANCHOR_SANITY in bd_curves and args.bd_test != BD_ANCHOR_SANITY:
         anchor = bd_curves[BD_ANCHOR_SANITY]
         rows_bd = [bd_metrics(anchor, c) for k, c in bd_curves.items() if k != BD_ANCHOR_SANITY]

@@ -110,6 +110,23 @@ def test_bd_rate_sign_and_value() -> None:
     assert r["bd_psnr"] > 0
 
 
+
+def test_per_image_gains_against_interpolated_anchor() -> None:
+    """Gains are PSNR differences at equal bpp on each image, with the anchor interpolated in log bpp."""
+    rows = []
+    for image, offset in (("a.png", 1.0), ("b.png", -0.5)):
+        for q, bpp, psnr in ((10, 0.2, 26.0), (50, 0.8, 32.0)):  # anchor: +3 dB per doubling of bpp
+            rows.append({"codec": "jpeg-420", "image": image, "value": q, "bpp": bpp, "psnr": psnr})
+        rows.append({"codec": "splatcodec", "image": image, "value": 60, "bpp": 0.4, "psnr": 29.0 + offset})
+        rows.append({"codec": "splatcodec", "image": image, "value": 90, "bpp": 1.6, "psnr": 40.0})  # beyond it
+    low, high = rd.per_image_gains(rows, "splatcodec", "jpeg-420")
+    assert (low["value"], low["n"], low["wins"]) == (60, 2, 1)
+    assert low["mean"] == pytest.approx(0.25) and low["worst"] == pytest.approx(-0.5)
+    assert low["best"] == pytest.approx(1.0) and low["bpp"] == pytest.approx(0.4)
+    assert high["n"] == 0 and math.isnan(high["mean"])  # outside the anchor's sweep: not compared
+    table = rd.format_per_image_table("t", [low, high], "quality")
+    assert "| 60 | 0.400 | 2 | +0.25 | -0.50 | +1.00 | 1/2 |" in table
+
 # ------------------------------------------------------------------------------------ benchmarks/speed.py
 
 
