@@ -23,6 +23,12 @@ def load_kodak(name: str = "kodim23") -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+@pytest.fixture
+def kodak_available() -> None:
+    """For tests whose code reads the Kodak folder itself: fail (not skip) when it is missing."""
+    load_kodak("kodim23")
+
+
 @pytest.fixture(scope="session")
 def kodim23_crop() -> np.ndarray:
     """A 128x128 crop of kodim23 (the parrots) with both flat and detailed regions."""

@@ -162,7 +162,7 @@ def _fake_rd_results(folder: Path) -> None:
         (folder / "json" / f"{key}.json").write_text(json.dumps(doc))
 
 
-@pytest.mark.skipif(not (KODAK / "kodim23.png").exists(), reason="needs ../shared/data/kodak")
+@pytest.mark.usefixtures("kodak_available")
 def test_speed_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """speed.py --quick runs every section on tiny inputs; checks the JSON shape, not the speed."""
     speed = _load_speed()
@@ -221,7 +221,7 @@ def test_speed_codecs_without_rd_results(tmp_path: Path, capsys: pytest.CaptureF
     assert "skipped" in report["sections"]["codecs"] and "run benchmarks/rd.py" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not (KODAK / "kodim23.png").exists(), reason="needs ../shared/data/kodak")
+@pytest.mark.usefixtures("kodak_available")
 def test_speed_gpu_path_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The GPU rows of batch and scaling, driven through a stand-in with _core_cuda's signatures (the CPU
     core's fit_batch), so the code path is exercised where there is no GPU."""
