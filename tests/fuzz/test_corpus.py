@@ -79,3 +79,24 @@ def test_random_mutations_of_seeds():
         _decode_all(refresh_crcs(bytes(data)))  # and past the CRCs, into the section parsers
         runs += 1
     assert runs >= 200
+
+
+def test_atheris_harness_imports_splatcodec_inside_the_instrumentation_block():
+    """atheris instruments only modules first imported inside ``instrument_imports()``; a top-level import
+    of splatcodec, or of crcs (which imports it), before that block leaves the fuzzer blind (it happened)."""
+    import ast
+
+    tree = ast.parse((Path(__file__).parent / "fuzz_decode.py").read_text())
+    before = []
+    for node in tree.body:
+        if isinstance(node, ast.With) and "instrument_imports" in ast.unparse(node.items[0].context_expr):
+            inside = [n.module for n in ast.walk(node) if isinstance(n, ast.ImportFrom)]
+            assert any(m and m.startswith("splatcodec") for m in inside)
+            break
+        if isinstance(node, ast.Import):
+            before += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            before.append(node.module or "")
+    else:
+        pytest.fail("fuzz_decode.py has no `with atheris.instrument_imports():` block")
+    assert not [m for m in before if m.split(".")[0] in ("splatcodec", "crcs")], before
