@@ -578,7 +578,7 @@ def per_image_gains(rows: Iterable[dict[str, Any]], test: str, anchor: str) -> l
     anchor sweep does not reach the test's bpp are left out, so ``n`` can be below the image count. A
     BD-rate averages curves; this says how many images are actually better or worse at each rate.
     """
-    by_image: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    by_image: dict[str, dict[str, list[tuple[float, float, float]]]] = {}  # (value, bpp, psnr)
     for r in rows:
         if r["codec"] in (test, anchor):
             by_image.setdefault(r["image"], {}).setdefault(r["codec"], []).append(
