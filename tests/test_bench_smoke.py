@@ -110,7 +110,6 @@ def test_bd_rate_sign_and_value() -> None:
     assert r["bd_psnr"] > 0
 
 
-
 def test_per_image_gains_against_interpolated_anchor() -> None:
     """Gains are PSNR differences at equal bpp on each image, with the anchor interpolated in log bpp."""
     rows = []
@@ -126,6 +125,7 @@ def test_per_image_gains_against_interpolated_anchor() -> None:
     assert high["n"] == 0 and math.isnan(high["mean"])  # outside the anchor's sweep: not compared
     table = rd.format_per_image_table("t", [low, high], "quality")
     assert "| 60 | 0.400 | 2 | +0.25 | -0.50 | +1.00 | 1/2 |" in table
+
 
 # ------------------------------------------------------------------------------------ benchmarks/speed.py
 
