@@ -8,7 +8,7 @@
 * throughput of a batch of 16 crops (128x128, 600 Gaussians, 300 iterations) fitted with 1 and with 4
   concurrent streams.
 
-    python benchmarks/cuda_speed.py [--image kodim23] [--threads 0] [--skip-cpu] [--json out.json]
+    python -m benchmarks.cuda_speed [--image kodim23] [--threads 0] [--skip-cpu] [--json out.json]
 
 Needs splatcodec._core_cuda built (SPLATCODEC_CUDA=1, see docs/cuda.md) and a GPU.
 """
@@ -17,31 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-KODAK = REPO.parent / "shared" / "data" / "kodak"
-sys.path.insert(0, str(REPO))
+from splatcodec import _core
 
-from splatcodec import _core  # noqa: E402
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from fit_speed import median_seconds  # noqa: E402
+from .common import load_image, median_seconds
 
 try:
-    from splatcodec import _core_cuda  # noqa: E402
+    from splatcodec import _core_cuda
 except ImportError as exc:
     sys.exit(f"splatcodec._core_cuda is not built ({exc}); see docs/cuda.md")
 
 
 def load(name: str) -> np.ndarray:
-    path = Path(name) if Path(name).is_file() else KODAK / f"{name}.png"
-    with Image.open(path) as image:
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")), np.float32) / 255.0
+    """A Kodak name or a path as float32 RGB in [0, 1] (the native modules' input)."""
+    return np.ascontiguousarray(load_image(name), np.float32) / 255.0
 
 
 def config(n: int, iterations: int, target: float = 0.0, threads: int = 0) -> "_core.FitConfig":

@@ -6,22 +6,17 @@
    alone, at equal final Gaussian count (the prune-only run starts with more Gaussians, chosen so that
    it ends with the count the densified run ends with).
 
-    python benchmarks/fit_quality.py [--images kodim23,kodim01,kodim05] [--gaussians 10000] [--iterations 300]
+    python -m benchmarks.fit_quality [--images kodim23,kodim01,kodim05] [--gaussians 10000] [--iterations 300]
 """
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import splatcodec as sc
 
-import splatcodec as sc  # noqa: E402
-from fit_speed import load  # noqa: E402
+from .common import load_image
 
 PRUNE = dict(prune_every=50, prune_threshold=0.02, prune_until=0.6)
 
@@ -40,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'image':10s} {'grid':>8s} {'adaptive':>9s} {'random':>8s}")
     init_rows = []
     for name in names:
-        image = load(name)
+        image = load_image(name)
         row = [sc.fit(image, n, iters, init=init, threads=threads, return_stats=True).stats.final_psnr
                for init in ("grid", "adaptive", "random")]
         init_rows.append(row)
@@ -51,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n# densification vs pruning alone at equal final count ({iters} iterations, {PRUNE})")
     print(f"{'image':10s} {'final N':>8s} {'densify':>8s} {'prune-only':>11s} {'(start N)':>10s}")
     for name in names:
-        image = load(name)
+        image = load_image(name)
         dense = sc.fit(image, n, iters, densify=True, threads=threads, return_stats=True, **PRUNE).stats
         # Search the prune-only start count whose final count matches (pruning is monotone in it).
         lo, hi = dense.gaussians_final, 3 * n

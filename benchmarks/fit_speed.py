@@ -9,9 +9,9 @@ Measured in one run on one image (default: Kodak kodim23, 768x512, 10k Gaussians
 * render time at 10k and 50k Gaussians next to Pillow's JPEG decode of the same image;
 * peak memory (RSS high-water mark) of a 50k-Gaussian fit, measured in a fresh process.
 
-    python benchmarks/fit_speed.py [--image kodim23] [--threads 0] [--json out.json]
+    python -m benchmarks.fit_speed [--image kodim23] [--threads 0] [--json out.json]
 
-The same measurement is the ``fit`` section of ``benchmarks/speed.py`` (which calls :func:`measure`);
+The same measurement is the ``fit`` section of ``benchmarks.speed`` (which calls :func:`measure`);
 that script also covers decode speed against Pillow, batched throughput and scaling.
 
 Speed targets (issue 3): >= 20x per iteration, kodim23 to 33 dB in <= 10 s, <= 300 MB at 50k.
@@ -31,29 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-KODAK = REPO.parent / "shared" / "data" / "kodak"
-sys.path.insert(0, str(REPO))
+import splatcodec as sc
+from splatcodec import _native
 
-import splatcodec as sc  # noqa: E402
-from splatcodec import _native  # noqa: E402
-
-
-def load(name: str) -> np.ndarray:
-    path = Path(name) if Path(name).is_file() else KODAK / f"{name}.png"
-    if not path.is_file():
-        sys.exit(f"image not found: {path}")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from .common import REPO_ROOT, cpu_name, load_image, median_seconds
 
 
 def splatcodec_per_iteration(image: np.ndarray, gaussians: int, iterations: int, threads: int) -> float:
@@ -65,12 +46,16 @@ def splatcodec_fit_timing(image: np.ndarray, gaussians: int, iterations: int, th
                           repeats: int = 1) -> tuple[float, float, "sc.Splats"]:
     """(seconds per iteration over the first ``iterations``, seconds of the initialisation, the fitted
     Gaussians). The initialisation is timed as a 0-iteration fit and subtracted from the full one;
-    each is the median of ``repeats`` fits (the fit's own clock, so Python overhead is excluded)."""
+    each is the median of ``repeats`` fits (the fit's own clock, so Python overhead is excluded). When
+    the difference does not resolve the iterations (tiny fits timed on a busy machine: the full fit
+    measured no slower than the initialisation alone) the per-iteration time is NaN, "not measured",
+    rather than a made-up zero."""
     init = statistics.median(sc.fit(image, gaussians, 0, threads=threads, return_stats=True).stats.seconds
                              for _ in range(repeats))
     runs = [sc.fit(image, gaussians, iterations, threads=threads, return_stats=True) for _ in range(repeats)]
     run = statistics.median(r.stats.seconds for r in runs)
-    return max(run - init, 0.0) / iterations, init, runs[0].splats
+    per_iteration = (run - init) / iterations if run > init else float("nan")
+    return per_iteration, init, runs[0].splats
 
 
 def splatcodec_time_to(image: np.ndarray, gaussians: int, target: float, threads: int) -> tuple[float, int]:
@@ -84,9 +69,7 @@ def splatcodec_time_to(image: np.ndarray, gaussians: int, target: float, threads
 def torch_fitter_factory(image: np.ndarray, gaussians: int, threads: int):
     """A function returning a fresh ``torch_baseline.TorchFitter`` started from splatcodec's own
     initial Gaussians, with the native fitter's default learning rates and schedule."""
-    if str(REPO / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-    from torch_baseline import TorchFitter
+    from .torch_baseline import TorchFitter
 
     config = sc.FitOptions(num_gaussians=gaussians).native_config(image.shape + (() if image.ndim == 3 else (1,)),
                                                                  threads)
@@ -132,8 +115,8 @@ def torch_run(image: np.ndarray, gaussians: int, threads: int, timed_iterations:
 def peak_memory_mb(image_name: str, gaussians: int, iterations: int, threads: int) -> tuple[float, float]:
     """(peak RSS of the whole process, growth of the peak during the fit), in MB, in a fresh process."""
     code = f"""
-import sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r})
-from fit_speed import load
+import sys; sys.path.insert(0, {str(REPO_ROOT)!r})
+from benchmarks.common import load_image as load
 import splatcodec as sc
 def hwm():
     for line in open('/proc/self/status'):
@@ -160,11 +143,11 @@ def measure(image_name: str = "kodim23", gaussians: int = 10000, iterations: int
     memory measurement reloads it in a fresh process).
     """
     threads = threads or os.cpu_count() or 1
-    image = load(image_name)
+    image = load_image(image_name)
     height, width = image.shape[:2]
     lanes = _native.core().SIMD_LANES
     out: dict = {"image": image_name, "width": width, "height": height, "gaussians": gaussians,
-                 "threads": threads, "cpu": _cpu_name(), "simd_lanes": lanes}
+                 "threads": threads, "cpu": cpu_name(), "simd_lanes": lanes}
     print(f"# fit_speed: {image_name} {width}x{height}, {gaussians} Gaussians, {threads} threads, "
           f"{out['cpu']}, native core built for {lanes}-float SIMD "
           f"({ {4: 'portable SSE2', 8: 'AVX2', 16: 'AVX-512'}.get(lanes, '?') })")
@@ -181,7 +164,7 @@ def measure(image_name: str = "kodim23", gaussians: int = 10000, iterations: int
         torch = torch_run(image, gaussians, threads, torch_iterations, torch_cap, targets)
         out["torch_ms_per_iteration"] = torch["seconds_per_iteration"] * 1e3
         out["torch_threads"] = torch["torch_threads"]
-        out["speedup_per_iteration"] = torch["seconds_per_iteration"] / ours
+        out["speedup_per_iteration"] = torch["seconds_per_iteration"] / ours  # NaN if ours is NaN
         print(f"PyTorch      {torch['seconds_per_iteration'] * 1e3:9.2f} ms/iteration "
               f"({torch['torch_threads']} torch threads)")
         print(f"ratio        {out['speedup_per_iteration']:9.1f}x per iteration (PyTorch / splatcodec)")
@@ -241,16 +224,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
     return out
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

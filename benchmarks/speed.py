@@ -5,14 +5,14 @@ fitting core against a PyTorch baseline, each measured next to its baseline in t
 Sections (all by default, in this order; name some to run only those):
 
 * ``codecs``: encode and decode time per Kodak image at each rate point, and splatcodec / reference time
-  ratios at equal bpp, from ``benchmarks/rd.py``'s results (its ``json/<codec>.json``: median ms per
+  ratios at equal bpp, from ``benchmarks.rd``'s results (its ``json/<codec>.json``: median ms per
   image). Each reference codec's time is interpolated (log-time over log-bpp) at splatcodec's bpp.
-  Needs an rd.py run; without one the section says so and is skipped.
-* ``decode``: direct decode timing, no rd.py needed. A few Kodak images are encoded once with
+  Needs an benchmarks.rd run; without one the section says so and is skipped.
+* ``decode``: direct decode timing, no benchmarks.rd needed. A few Kodak images are encoded once with
   splatcodec (``--quality``, ``--effort``; the ``.gsplat`` bytes are cached under ``--out``, so reruns
   are fast) and ``splatcodec.decode`` is timed split into parse + entropy decode (+ dequantise) and
   render, against Pillow decoding JPEG 4:2:0 / WebP / AVIF files of about the same size (each codec's
-  quality found by bisection on the file size; rd.py's encoder settings). Medians of ``--repeats``.
+  quality found by bisection on the file size; benchmarks.rd's encoder settings). Medians of ``--repeats``.
 * ``batch``: batched fitting throughput at the GaussianVision setting (224x224 Flickr8k photos, 400
   and 1600 Gaussians, 2000 iterations): ``fit_batch`` on the CPU, ``splatcodec._core_cuda.fit_batch``
   when that module imports and sees a GPU, the PyTorch baseline's per-iteration time at the same
@@ -20,10 +20,10 @@ Sections (all by default, in this order; name some to run only those):
 * ``scaling``: ms per fitting iteration, initialisation and render time against the number of
   Gaussians (one Kodak image) and against the image size at a fixed Gaussian density, with the
   log-log growth between rows; PyTorch per-iteration and Pillow JPEG decode time as baselines.
-* ``fit``: ``benchmarks/fit_speed.py`` (ms per iteration and time to 30/33 dB against the PyTorch
+* ``fit``: ``benchmarks.fit_speed`` (ms per iteration and time to 30/33 dB against the PyTorch
   baseline ``benchmarks/torch_baseline.py``, render time, peak memory).
 
-    python benchmarks/speed.py [SECTION ...] [--quick] [--json OUT] [--threads N] [--skip-torch]
+    python -m benchmarks.speed [SECTION ...] [--quick] [--json OUT] [--threads N] [--skip-torch]
 
 ``--quick`` shrinks every section to tiny images and iteration counts (seconds in all; the smoke test
 runs it): its numbers check the harness, they say nothing about speed. Tables print as Markdown.
@@ -39,7 +39,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,20 +47,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-for _p in (REPO_ROOT, REPO_ROOT / "benchmarks"):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+import splatcodec as sc
+from splatcodec import _native
 
-import fit_speed  # noqa: E402  (the fitting-core benchmark; also home of the median timer)
-import rd  # noqa: E402  (reference codecs, their settings, machine description)
-import splatcodec as sc  # noqa: E402
-from splatcodec import _native  # noqa: E402
+from . import fit_speed, rd
+from .common import FLICKR_DIR as FLICKR
+from .common import KODAK_DIR as KODAK
+from .common import RESULTS_DIR, cpu_name, load_image as load_named_image, machine_description, median_seconds
+from .rd.codecs import package_digest
 
-DEFAULT_RD_RESULTS = REPO_ROOT / "benchmarks" / "results" / "kodak"
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "speed"
-KODAK = REPO_ROOT.parent / "shared" / "data" / "kodak"
-FLICKR = REPO_ROOT.parent / "shared" / "data" / "flickr8k_500" / "images"
+DEFAULT_RD_RESULTS = RESULTS_DIR / "kodak"
+DEFAULT_OUT = RESULTS_DIR / "speed"
 SPLAT = "splatcodec"
 SECTIONS = ("codecs", "decode", "batch", "scaling", "fit")
 ISA_BY_LANES = {4: "SSE2 (portable build)", 8: "AVX2", 16: "AVX-512"}
@@ -125,7 +121,7 @@ class Settings:
 
 
 def median_ms(function: Callable[[], Any], repeats: int) -> float:
-    return fit_speed.median_seconds(function, repeats) * 1e3
+    return median_seconds(function, repeats) * 1e3
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -180,14 +176,8 @@ def threads_used(threads: int) -> int:
 
 def load_image(name: str, crop: int = 0) -> tuple[str, np.ndarray]:
     """(label, RGB uint8 array) of a Kodak name or a path; ``crop`` > 0 takes a centre square."""
-    image = fit_speed.load(name)
-    label = Path(name).stem
-    if crop:
-        h, w = image.shape[:2]
-        top, left = (h - crop) // 2, (w - crop) // 2
-        image = np.ascontiguousarray(image[top:top + crop, left:left + crop])
-        label += f"[{crop}x{crop} crop]"
-    return label, image
+    label = Path(name).stem + (f"[{crop}x{crop} crop]" if crop else "")
+    return label, load_named_image(name, crop)
 
 
 def resize_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -243,7 +233,7 @@ def gpu_name() -> str:
 
 def machine_info(threads: int) -> dict[str, Any]:
     """The machine and the native modules loaded, for every section's header and the JSON."""
-    info: dict[str, Any] = {"description": rd.machine_description(), "cpu": fit_speed._cpu_name(),
+    info: dict[str, Any] = {"description": machine_description(), "cpu": cpu_name(),
                             "logical_cpus": os.cpu_count(), "threads": threads_used(threads)}
     try:
         core = _native.core()
@@ -281,7 +271,7 @@ def machine_line(info: dict[str, Any]) -> str:
 
 
 def load_curves(results: Path) -> dict[str, dict[str, Any]]:
-    """CompressAI-style JSON documents written by rd.py, by codec file stem (empty if there are none)."""
+    """CompressAI-style JSON documents written by benchmarks.rd, by codec file stem (empty if there are none)."""
     folder = results / "json"
     if not folder.is_dir():
         return {}
@@ -347,11 +337,11 @@ def ratio_table(curves: dict[str, dict[str, Any]], test: str = SPLAT) -> str:
 def section_codecs(settings: Settings, rd_results: Path) -> dict[str, Any]:
     curves = load_curves(rd_results)
     if not curves:
-        why = f"no rd.py results in {rd_results / 'json'}: run benchmarks/rd.py first (see docs/benchmarks.md)"
+        why = f"no benchmarks.rd results in {rd_results / 'json'}: run benchmarks.rd first (see docs/benchmarks.md)"
         print(f"skipped: {why}")
         return {"skipped": why}
-    print(f"baseline: the reference codecs of the same rd.py run; timings from {rd_results / 'json'} "
-          "(median ms per image, each the median of rd.py's repeats)\n")
+    print(f"baseline: the reference codecs of the same benchmarks.rd run; timings from {rd_results / 'json'} "
+          "(median ms per image, each the median of benchmarks.rd's repeats)\n")
     print(timing_table(curves))
     print()
     out: dict[str, Any] = {
@@ -360,7 +350,7 @@ def section_codecs(settings: Settings, rd_results: Path) -> dict[str, Any]:
                        "encode_ms": d["results"]["encoding_time"], "decode_ms": d["results"]["decoding_time"]}
                    for k, d in curves.items()}}
     if SPLAT not in curves:
-        print("splatcodec: no results in this folder (it was not benchmarked when rd.py ran); no ratios computed")
+        print("splatcodec: no results in this folder (it was not benchmarked when benchmarks.rd ran); no ratios computed")
         out["ratios"] = None
         return out
     print("splatcodec time / reference time at the same bpp (>1 = splatcodec slower):\n")
@@ -381,7 +371,7 @@ def cached_encode(image: np.ndarray, label: str, settings: Settings, cache: Path
     effort and threads-independent settings; otherwise encoded now and stored (bytes + a JSON sidecar)."""
     stem = f"{Path(label).stem.split('[')[0]}-{_digest(image)[:16]}-q{fmt(float(settings.quality))}-e{settings.effort}"
     path, meta_path = cache / f"{stem}.gsplat", cache / f"{stem}.json"
-    source = rd._package_digest(sc)
+    source = package_digest(sc)
     if path.is_file() and meta_path.is_file() and not settings.reencode:
         data = path.read_bytes()
         meta = json.loads(meta_path.read_text())
@@ -403,7 +393,7 @@ def cached_encode(image: np.ndarray, label: str, settings: Settings, cache: Path
     meta = {"quality": settings.quality, "effort": settings.effort, "encode_seconds": seconds,
             "threads": threads_used(settings.threads), "gaussians": stats.num_gaussians,
             "splatcodec": sc.__version__, "source_digest": source,
-            "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": rd.machine_description()}
+            "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine_description()}
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     meta_path.write_text(json.dumps(meta, indent=2))
@@ -448,7 +438,7 @@ def section_decode(settings: Settings, out: Path) -> dict[str, Any]:
     for name in settings.decode_codecs:
         codec = codecs.get(name)
         if codec is None:
-            raise SystemExit(f"unknown codec {name!r}; rd.py knows {', '.join(codecs)}")
+            raise SystemExit(f"unknown codec {name!r}; benchmarks.rd knows {', '.join(codecs)}")
         ok, why = codec.available()
         if ok:
             refs.append(codec)
@@ -458,7 +448,7 @@ def section_decode(settings: Settings, out: Path) -> dict[str, Any]:
     threads = settings.threads
     print(f"splatcodec quality {settings.quality}, effort {settings.effort}; .gsplat cache {out / 'decode'}; "
           f"median of {repeats} decodes; render on {threads_used(threads)} threads (and on 1)")
-    print("baseline: Pillow decode (open + decode + convert to an RGB array, as rd.py times it) of "
+    print("baseline: Pillow decode (open + decode + convert to an RGB array, as benchmarks.rd times it) of "
           + ", ".join(f"{c.label} ({', '.join(f'{k}={v}' for k, v in c.settings().items())})" for c in refs)
           + " at the quality whose file size is closest to splatcodec's\n")
     images = []
@@ -652,6 +642,7 @@ def scaling_row(image: np.ndarray, gaussians: int, settings: Settings, cuda: Any
         try:
             make = fit_speed.torch_fitter_factory(image, gaussians, threads)
             row["torch_ms_per_iteration"] = fit_speed.torch_seconds_per_iteration(make, settings.torch_iterations) * 1e3
+            # NaN when the iterations were not resolved (see fit_speed.splatcodec_fit_timing)
             row["torch_ratio"] = row["torch_ms_per_iteration"] / row["ms_per_iteration"]
         except ImportError:
             pass
@@ -759,7 +750,7 @@ def section_fit(settings: Settings, out: Path) -> dict[str, Any]:
             kwargs["skip_torch"] = True
     print("baseline: benchmarks/torch_baseline.py (plain PyTorch, same model, same start Gaussians, same "
           "learning rates and schedule) and Pillow's JPEG decode of the same image; measured by "
-          "benchmarks/fit_speed.py in this run:\n")
+          "benchmarks.fit_speed in this run:\n")
     figures = fit_speed.measure(image_name, threads=settings.threads, **kwargs)
     print()
     rows = [[k, v if not isinstance(v, float) else fmt(v, 4)] for k, v in figures.items()]
@@ -780,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="threads for splatcodec and PyTorch (0: all cores)")
     p.add_argument("--skip-torch", action="store_true", help="leave out the PyTorch baseline")
     p.add_argument("--rd-results", type=Path, default=DEFAULT_RD_RESULTS,
-                   help="rd.py output folder for the codecs section (default benchmarks/results/kodak)")
+                   help="benchmarks.rd output folder for the codecs section (default benchmarks/results/kodak)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="cache of encoded files (default benchmarks/results/speed)")
     g = p.add_argument_group("decode")
@@ -788,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quality", type=float, help="splatcodec quality (default 60)")
     g.add_argument("--effort", type=int, help="splatcodec effort (default 4)")
     g.add_argument("--repeats", type=int, help="timed repeats, median (default 7)")
-    g.add_argument("--codecs", help="rd.py codec names to compare with (default jpeg-420,webp,avif)")
+    g.add_argument("--codecs", help="benchmarks.rd codec names to compare with (default jpeg-420,webp,avif)")
     g.add_argument("--reencode", action="store_true", help="ignore the cached .gsplat files")
     g = p.add_argument_group("batch")
     g.add_argument("--batch-count", type=int, help="images in the CPU batch (default 8)")
@@ -827,11 +818,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine, "quick": args.quick,
                               "date": datetime.datetime.now().isoformat(timespec="seconds"),
                               "settings": json_safe(asdict(settings)), "sections": {}, "section_seconds": {}}
-    titles = {"codecs": "Encode and decode time at equal bpp (from rd.py's results)",
+    titles = {"codecs": "Encode and decode time at equal bpp (from benchmarks.rd's results)",
               "decode": "Decode time against Pillow at about the same file size",
               "batch": "Batched fitting throughput (GaussianVision setting)",
               "scaling": "Scaling of fitting and rendering cost",
-              "fit": "Fitting core against the PyTorch baseline (fit_speed.py)"}
+              "fit": "Fitting core against the PyTorch baseline (benchmarks.fit_speed)"}
     if args.quick:
         print("(--quick: smoke-test sizes; these numbers say nothing about speed)\n")
     for name in chosen:

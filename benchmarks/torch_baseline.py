@@ -1,4 +1,4 @@
-"""A plain PyTorch CPU fitter of splatcodec's image model: the baseline for ``fit_speed.py``.
+"""A plain PyTorch CPU fitter of splatcodec's image model: the baseline for ``benchmarks.fit_speed``.
 
 It fits the same model as the native core (see ``splatcodec/splats.py``)::
 

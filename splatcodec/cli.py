@@ -292,26 +292,22 @@ def bench() -> None:
                                        "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench_rd(args: tuple[str, ...]) -> None:
-    """Rate-distortion benchmark against JPEG/WebP/AVIF/JPEG XL: benchmarks/rd.py (its --help lists
-    the options)."""
+    """Rate-distortion benchmark against JPEG/WebP/AVIF/JPEG XL: python -m benchmarks.rd (its --help
+    lists the options)."""
     sys.exit(_benchmark_module("rd").main(list(args)))
 
 
 def _benchmark_module(name: str) -> Any:
-    """Loads benchmarks/<name>.py of the source checkout this package runs from."""
-    import importlib.util
-    from pathlib import Path
+    """``benchmarks.<name>`` of the source checkout this package runs from (benchmarks are not installed)."""
+    import importlib
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    if not path.is_file():
-        raise click.ClickException(f"{path} not found: benchmarks ship with the source tree, not the "
-                                   "installed package; run from a checkout (pip install -e .)")
-    spec = importlib.util.spec_from_file_location(f"splatcodec_benchmark_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module  # dataclasses in the script look their module up there
-    spec.loader.exec_module(module)
-    return module
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__init__.py").is_file():
+        raise click.ClickException(f"benchmarks not found beside {root / 'splatcodec'}: they ship with the source "
+                                   "tree, not the installed package; run from a checkout (pip install -e .)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/rd.py: 2 small images x 2 rate points for every reference codec, for real.
+"""Smoke test of the rate-distortion benchmark (benchmarks.rd): 2 small images x 2 rate points for every reference codec, for real.
 
 splatcodec's own codec is left out (it is benchmarked only by the full run); what this checks is the
 harness: real encodes, the CompressAI-style JSON shape, sensible finite numbers, CSV, plot, resume, and
@@ -7,10 +7,8 @@ the BD-rate sign convention.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 KODAK = REPO.parent / "shared" / "data" / "kodak"
 
 
-def _load_rd():
-    spec = importlib.util.spec_from_file_location("bench_rd", REPO / "benchmarks" / "rd.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_rd"] = mod  # dataclasses and pickling look the module up by name
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rd = _load_rd()
+from benchmarks import rd  # noqa: E402  (the repository root is on sys.path: pyproject's pytest pythonpath)
 
 
 def _make_images(folder: Path) -> None:
@@ -127,16 +117,13 @@ def test_per_image_gains_against_interpolated_anchor() -> None:
     assert "| 60 | 0.400 | 2 | +0.25 | -0.50 | +1.00 | 1/2 |" in table
 
 
-# ------------------------------------------------------------------------------------ benchmarks/speed.py
+# ------------------------------------------------------------------------------------ benchmarks.speed
 
 
 def _load_speed():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_speed", REPO / "benchmarks" / "speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_speed"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from benchmarks import speed
+
+    return speed
 
 
 def _numbers(node, path=""):
@@ -218,7 +205,7 @@ def test_speed_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_speed_codecs_without_rd_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     speed = _load_speed()
     report = speed.main(["codecs", "--rd-results", str(tmp_path / "none")])
-    assert "skipped" in report["sections"]["codecs"] and "run benchmarks/rd.py" in capsys.readouterr().out
+    assert "skipped" in report["sections"]["codecs"] and "run benchmarks.rd" in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("kodak_available")
@@ -240,3 +227,32 @@ def test_speed_gpu_path_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.Monk
         assert [r["gaussians"] for r in batch["cuda"]["runs"]] == [40, 160]
         assert all(r["images_per_s"] > 0 and r["mean_psnr"] > 10 for r in batch["cuda"]["runs"])
     assert all(r["gpu_ms_per_iteration"] >= 0 for r in scaling["by_gaussians"] + scaling["by_size"])
+
+
+# ------------------------------------------------------------------------------------ benchmarks.rd.check
+
+
+@pytest.mark.usefixtures("kodak_available")
+def test_rd_check_prints_a_row_per_image_and_quality(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The quick check encodes for real and compares with JPEG at the same bpp (a finite gain)."""
+    from benchmarks.rd import check
+
+    path = tmp_path / "crop.png"
+    Image.open(KODAK / "kodim23.png").convert("RGB").crop((300, 150, 396, 246)).save(path)
+    assert check.main([str(path), "--quality", "50", "--effort", "1", "--threads", "1"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(rows) == 1 and rows[0][0] == "crop.png" and rows[0][1] == "50"
+    bpp, splat_psnr, jpeg_psnr = float(rows[0][3]), float(rows[0][4]), float(rows[0][5])
+    assert bpp > 0 and 15 < splat_psnr < 60
+    assert math.isnan(jpeg_psnr) or 15 < jpeg_psnr < 60
+
+
+def test_jpeg_psnr_at_interpolates_inside_the_sweep_only() -> None:
+    from benchmarks.rd.check import jpeg_psnr_at
+
+    rng = np.random.default_rng(0)
+    image = (128 + 60 * np.sin(np.arange(64)[:, None, None] / 6 + np.arange(3)) + rng.normal(0, 8, (64, 64, 3)))
+    image = image.clip(0, 255).astype(np.uint8)
+    assert math.isnan(jpeg_psnr_at(image, 1e-4)) and math.isnan(jpeg_psnr_at(image, 1e3))
+    low, high = jpeg_psnr_at(image, 0.7), jpeg_psnr_at(image, 1.5)  # inside its 0.64-1.9 bpp sweep
+    assert 15 < low < high < 60  # more bits, more PSNR
