@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ..splats import Splats
 from . import bitstream
 from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, Limits
 from .quantize import BitDepths, dequantize, group_sizes_for, quantize
+from .batch import EncodeResult, encode_batch, iter_encode  # noqa: F401  (re-exported; see batch.py)
 
 #: Defaults of the knobs; documented in docs/codec.md.
 DEFAULT_QUALITY = 75
@@ -400,11 +401,6 @@ def _search_psnr(attempt: Callable, target: float, pixels: int, effort: int):
         n = max(16, int(round(n * 2.0 ** ((target - p + PSNR_TOLERANCE / 2) / 2.5))))
         Limits().check_gaussians(n)
     return passing if passing is not None else best
-
-
-def encode_batch(images: Iterable[Any], **kwargs: Any) -> list[bytes]:
-    """:func:`encode` each image with the same options (a list of bytes, in order)."""
-    return [encode(image, **kwargs) for image in images]
 
 
 # ----------------------------------------------------------------------------------- decode
