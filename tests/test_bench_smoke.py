@@ -218,8 +218,8 @@ def test_speed_gpu_path_with_a_stand_in(tmp_path: Path, monkeypatch: pytest.Monk
 
     speed = _load_speed()
     fake = types.SimpleNamespace(fit_batch=_native.core().fit_batch, device_count=lambda: 1)
-    monkeypatch.setattr(speed, "cuda_module", lambda: (fake, ""))
-    monkeypatch.setattr(speed, "gpu_name", lambda: "stand-in")
+    monkeypatch.setattr(speed.machine, "cuda_module", lambda: (fake, ""))
+    monkeypatch.setattr(speed.machine, "gpu_name", lambda: "stand-in")
     report = speed.main(["batch", "scaling", "--quick", "--skip-torch", "--json", str(tmp_path / "g.json")])
     assert report["machine"]["cuda"] == {"available": True, "devices": 1, "name": "stand-in"}
     batch, scaling = report["sections"]["batch"], report["sections"]["scaling"]

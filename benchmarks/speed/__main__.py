@@ -1,0 +1,4 @@
+"""``python -m benchmarks.speed``: the speed benchmark (see the package docstring)."""
+from .cli import main
+
+main()
