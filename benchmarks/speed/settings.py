@@ -52,9 +52,9 @@ class Settings:
         return cls(threads=threads, skip_torch=skip_torch, decode_images=("kodim23",), decode_crop=64,
                    effort=1, repeats=3, batch_count=2, batch_size=48, batch_gaussians=(40, 160),
                    batch_iterations=10, cuda_count=4, torch_iterations=2, scaling_crop=64,
-                   scaling_gaussians=(50, 200), scaling_sizes=((32, 32), (64, 64)), scaling_iterations=20,
+                   scaling_gaussians=(50, 200), scaling_sizes=((32, 32), (64, 64)), scaling_iterations=200,
                    scaling_repeats=3,
-                   fit=dict(gaussians=100, iterations=20, torch_iterations=2, torch_cap=2.0, targets=(20.0, 25.0),
+                   fit=dict(gaussians=100, iterations=200, torch_iterations=2, torch_cap=2.0, targets=(20.0, 25.0),
                             render_counts=(100, 400), render_iterations=5, memory_gaussians=400,
                             memory_iterations=5), fit_crop=64)
 
