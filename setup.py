@@ -217,7 +217,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["splatcodec", "splatcodec.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.24", "pillow>=10", "click>=8.1", "constriction>=0.4"],
+    install_requires=["numpy>=1.24", "pillow>=10", "click>=8.1", "constriction>=0.4,<0.6"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],
         "torch": ["torch>=2.1"],

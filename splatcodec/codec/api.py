@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FormatError, InvalidInputError
 from ..splats import Splats
-from . import bitstream
+from . import bitstream, formats
 from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, Limits
 from .quantize import BitDepths, dequantize, group_sizes_for, quantize
 from .batch import EncodeResult, encode_batch, iter_encode  # noqa: F401  (re-exported; see batch.py)
@@ -249,7 +249,9 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
 
     iters, refine = _iterations(effort)
     splats, groups = _fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress)
-    q = quantize(splats, bits, levels=levels, groups=groups)
+    h, w = pixels.shape[:2]
+    grid = formats.compact_grid(w, h, splats.num_gaussians, len(bits.color), metadata)  # None: 1.0 grid
+    q = quantize(splats, bits, levels=levels, groups=groups, ranges=grid)
     if refine:
         # Quantization-aware step: keep the quantized geometry fixed and re-fit the colours to it (the
         # image is linear in the colours, so they can absorb much of the geometry's quantization
@@ -259,13 +261,13 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
         refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads,
                     lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
-            q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes)
-    data, stats = bitstream.write(q, metadata)
+            q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes, ranges=grid)
+    data, stream_bits = formats.write_best(q, metadata)
     steps = len(group_sizes_for(n, max(levels, FIT_STAGES))) + 2
     progress(steps, steps, "quantized and coded")
     from ..metrics import psnr
     quality = psnr(render(dequantize(q)).reshape(pixels.shape), pixels)
-    return data, quality, stats.bits, q.num_gaussians
+    return data, quality, stream_bits, q.num_gaussians
 
 
 def encode(image: Any, quality: float | None = None, *, target_bpp: float | None = None,
@@ -322,6 +324,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
 
     def attempt(n: int):
         depths = bits or bits_for_quality(quality, channels, n, w, h)
+        if bits is None and formats.compact_grid(w, h, n, channels, metadata) is not None:
+            depths = formats.compact_depths(depths)  # the 1.1 grid's fixed ranges need finer steps
         data, p, stream_bits, n_final = _compress(pixels, n, depths, effort, levels, seed, threads, metadata,
                                                   fit_kwargs, progress or _no_progress)
         attempts.append((n, len(data), p))
@@ -500,13 +504,13 @@ def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> 
     q = bitstream.read(parsed)
     # Re-coding the decoded symbols with the file's settings reproduces the per-stream split exactly
     # for files this encoder wrote (the models are a deterministic function of the symbols).
-    _, stats = bitstream.write(q, parsed.metadata or None)
+    stream_bits = bitstream.stream_bits(parsed, q)
     n = max(h.num_gaussians, 1)
     b = parsed.bits
     depths = {"position": b.pos, "scale": b.scale, "shear": b.shear, "color": list(b.color)}
     return GsplatInfo(f"{h.major}.{h.minor}", h.width, h.height, h.channels, h.num_gaussians, len(data),
                       8.0 * len(data) / (h.width * h.height), depths, list(parsed.group_sizes),
-                      {k: round(v / n, 3) for k, v in stats.bits.items()}, parsed.section_sizes,
+                      {k: round(v / n, 3) for k, v in stream_bits.items()}, parsed.section_sizes,
                       sorted(parsed.metadata))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FormatError
-from . import container
+from . import compact, container
 from .container import Header, Limits
 from .entropy import (BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_attribute_model,
                       fit_model, from_deltas, to_deltas)
@@ -220,8 +220,14 @@ def _read_meta(payload: bytes) -> dict[str, str | bytes]:
     return out
 
 
-def parse(data: bytes, limits: Limits) -> Parsed:
-    """Validate the container and split it into its parts (no range decoding yet)."""
+def parse(data: bytes, limits: Limits) -> "Parsed | compact.CompactFile":
+    """Validate the container and split it into its parts (no range decoding yet).
+
+    Compact 1.1 files (``compact.py``) come back as a :class:`compact.CompactFile`; :func:`read` and
+    :func:`stream_bits` take either.
+    """
+    if compact.is_compact(bytes(data[:3])):
+        return compact.parse(bytes(data), limits)
     header = container.read_header(data, limits)
     sections = container.read_sections(bytes(data), header, KNOWN_SECTIONS)
     if not sections or sections[0].type != QUNT:
@@ -264,8 +270,10 @@ def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[Stream
     return qx, qy, attrs
 
 
-def read(parsed: Parsed, max_groups: int | None = None) -> Quantized:
+def read(parsed: "Parsed | compact.CompactFile", max_groups: int | None = None) -> Quantized:
     """Range-decode the first ``max_groups`` groups (all by default) into a :class:`Quantized`."""
+    if isinstance(parsed, compact.CompactFile):
+        return compact.read(parsed, max_groups)
     h = parsed.header
     ngroups = len(parsed.group_sizes) if max_groups is None else min(max_groups, len(parsed.group_sizes))
     parts = [_read_group(parsed.groups[g], parsed.group_sizes[g], parsed.bits, parsed.models) for g in range(ngroups)]
@@ -275,3 +283,11 @@ def read(parsed: Parsed, max_groups: int | None = None) -> Quantized:
     qa = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, nattr), np.int64)
     return Quantized(h.width, h.height, h.color_space, parsed.bits, parsed.ranges, parsed.group_sizes[:ngroups],
                      qx, qy, qa.reshape(-1, nattr))
+
+
+def stream_bits(parsed: "Parsed | compact.CompactFile", q: Quantized) -> dict[str, float]:
+    """Coded bits per stream of a parsed file whose Gaussians are ``q`` (re-codes them; for ``info``)."""
+    if isinstance(parsed, compact.CompactFile):
+        cost = compact.cost_of(q)
+        return {**cost.bits, "header+models": 8.0 * parsed.header.total_length - cost.total}
+    return write(q, parsed.metadata or None)[1].bits

@@ -195,13 +195,16 @@ def from_symbols(q: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
 
 
 def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float = 1e-3,
-             geometry_ranges: np.ndarray | None = None, groups: list[int] | None = None) -> Quantized:
+             geometry_ranges: np.ndarray | None = None, groups: list[int] | None = None,
+             ranges: np.ndarray | None = None) -> Quantized:
     """Quantize ``splats`` and put them in canonical (group, Morton) order.
 
     ``groups`` gives the progressive group sizes when the Gaussians are already in group order
     (e.g. fitted coarse to fine); otherwise ``levels`` doubling groups are cut by :func:`importance`.
     ``geometry_ranges`` (the first 5 rows of an earlier :attr:`Quantized.ranges`) reuses that grid for
     x, y and the covariance, so Gaussians whose geometry was already dequantized re-quantize exactly.
+    ``ranges`` fixes every attribute's range (e.g. the 1.1 grid of ``priors.fixed_ranges``); values
+    outside are clipped.
     """
     bits = bits.for_channels(splats.channels)
     bits.validate(splats.channels)
@@ -212,7 +215,10 @@ def quantize(splats: Splats, bits: BitDepths, levels: int = 4, shear_clip: float
     space, col = _colors(splats)
     columns = [xy[:, 0], xy[:, 1], geom[:, 0], geom[:, 1], geom[:, 2], *col.T]
     clips = [0.0, 0.0, 0.0, 0.0, shear_clip] + [0.0] * col.shape[1]
-    ranges = np.array([_range_of(v, c) for v, c in zip(columns, clips)], np.float32).reshape(-1, 2)
+    if ranges is not None:
+        ranges = np.array(ranges, np.float32).reshape(len(columns), 2)
+    else:
+        ranges = np.array([_range_of(v, c) for v, c in zip(columns, clips)], np.float32).reshape(-1, 2)
     if geometry_ranges is not None:
         ranges[:5] = np.asarray(geometry_ranges, np.float32)[:5]
     problem = check_ranges(ranges, splats.width, splats.height)

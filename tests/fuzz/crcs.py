@@ -5,11 +5,14 @@ from __future__ import annotations
 import struct
 import zlib
 
-from splatcodec.codec import container
+from splatcodec.codec import compact, container
 
 
 def refresh_crcs(data: bytes) -> bytes:
-    """``data`` with the header CRC and every section CRC recomputed (as far as the sections parse)."""
+    """``data`` with the header CRC and every section CRC recomputed (as far as the sections parse);
+    for a compact 1.1 file, its trailing CRC-16."""
+    if compact.is_compact(data) and len(data) >= 5:
+        return bytes(data[:-2]) + struct.pack("<H", compact.crc16(bytes(data[:-2])))
     out = bytearray(data)
     if len(out) < container.HEADER_SIZE:
         return bytes(out)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from splatcodec.codec import bitstream, container
+from crcs import refresh_crcs
+from splatcodec.codec import bitstream, compact, container
+from splatcodec.codec.priors import fixed_ranges
 from splatcodec.codec.quantize import BitDepths, quantize
 from splatcodec.splats import Splats
 
@@ -29,6 +31,39 @@ def seeds() -> dict[str, bytes]:
         q = quantize(Splats(xy, chol, color, 20, 12), BitDepths(10, 6, 6, (7, 6, 6)[:c] if c == 3 else (7,)),
                      levels=levels)
         out[f"seed-{name}"] = bitstream.write(q, {"comment": "fuzz seed"} if name == "rgb" else None)[0]
+    for name, n, c, levels, groups in (("rgb", 40, 3, 3, None), ("gray", 25, 1, 1, None), ("one", 1, 3, 4, None),
+                                       ("empty", 0, 3, 4, None), ("groups", 30, 3, 1, [4, 9, 17])):
+        xy = rng.uniform(-3, [23, 15], (n, 2))
+        chol = np.c_[rng.uniform(0.5, 4, n), rng.normal(0, 1, n), rng.uniform(0.5, 4, n)]
+        color = rng.normal(0, 0.4, (n, c))
+        bits = BitDepths(9, 8, 7, (8, 8, 8)[:c])
+        q = quantize(Splats(xy, chol, color, 20, 12), bits, levels=levels, groups=groups,
+                     ranges=fixed_ranges(20, 12, n, c))
+        out[f"seed-v11-{name}"] = compact.write(q)[0]
+    return out
+
+
+def mutations11(name: str, data: bytes) -> dict[str, bytes]:
+    """Compact 1.1 files: truncations, flips (CRC-16 fixed so the parser must cope), lying header fields."""
+    out = {}
+    rng = np.random.default_rng(len(data) + 11)
+    for cut in sorted({0, 2, 3, 4, 6, 9, len(data) // 2, len(data) - 2, len(data) - 1}):
+        if cut < len(data):
+            out[f"{name}-trunc{cut}"] = data[:cut]
+    body = data[:-2]
+    for k in range(8):
+        bad = bytearray(body)
+        pos = int(rng.integers(0, len(bad)))
+        bad[pos] ^= 1 << int(rng.integers(0, 8))
+        out[f"{name}-garbage{k}"] = refresh_crcs(bytes(bad) + b"\0\0")
+    channels = 3 if data[3] & 1 else 1
+    fields = 4 + (3 + channels) // 2  # offset of the width varint
+    for field, offset, value in (("width", fields, b"\xff\xff\xff\x7f"), ("count", fields + 2, b"\xff\xff\x3f"),
+                                 ("count-big", fields + 2, b"\xff\x07"), ("version", 2, b"\x12"),
+                                 ("major", 2, b"\x21"), ("flags", 3, b"\xff"), ("depth", 4, b"\xff")):
+        bad = bytes(body[:offset]) + value + bytes(body[offset + 1:])
+        out[f"{name}-lie-{field}"] = refresh_crcs(bad + b"\0\0")
+    out[f"{name}-lie-crc"] = bytes(body) + bytes([data[-2] ^ 1, data[-1]])
     return out
 
 
@@ -88,7 +123,8 @@ def main() -> None:
             old.unlink()
     count = 0
     for name, data in seeds().items():
-        for fname, blob in {name: data, **mutations(name.replace("seed-", "mut-"), data)}.items():
+        mutate = mutations11 if compact.is_compact(data) else mutations
+        for fname, blob in {name: data, **mutate(name.replace("seed-", "mut-"), data)}.items():
             (CORPUS / f"{fname}.gsplat").write_bytes(blob)
             count += 1
     print(f"wrote {count} corpus files to {CORPUS}")

@@ -1,4 +1,5 @@
-"""Regenerate tests/golden/tiny.gsplat (only when the format changes on purpose: bump the version too).
+"""Regenerate tests/golden/tiny.gsplat (1.0) and tiny11.gsplat (compact 1.1): only when the format changes
+on purpose (bump the version too). tiny.gsplat must come out byte-identical as long as 1.0 is unchanged.
 
     python tests/golden/make_golden.py && pytest tests/test_codec.py -k golden   # then update the pins
 """
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from splatcodec.codec import compact
 from splatcodec.codec.api import encode_splats
-from splatcodec.codec.quantize import BitDepths
+from splatcodec.codec.priors import fixed_ranges
+from splatcodec.codec.quantize import BitDepths, quantize
 from splatcodec.splats import Splats
 
 HERE = Path(__file__).parent
@@ -29,6 +32,15 @@ def main() -> None:
                          metadata={"comment": "splatcodec golden file"})
     (HERE / "tiny.gsplat").write_bytes(data)
     print(f"wrote {len(data)} bytes")
+    (HERE / "tiny11.gsplat").write_bytes(golden11())
+    print(f"wrote {len(golden11())} bytes (1.1)")
+
+
+def golden11() -> bytes:
+    """The golden Gaussians as a compact 1.1 file (built-in priors, 2 groups)."""
+    s = golden_splats()
+    q = quantize(s, BitDepths(9, 8, 7, (8, 8, 8)), levels=2, ranges=fixed_ranges(s.width, s.height, s.num_gaussians, 3))
+    return compact.write(q)[0]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""Encoder side of the format choice: which grid to quantize on, and 1.0 or 1.1 bytes.
+
+Images up to :data:`COMPACT_MAX_PIXELS` are quantized on the fixed 1.1 grid (``priors.fixed_ranges``)
+with :func:`compact_depths`; the same quantized Gaussians are then written both as a compact 1.1
+file and as a 1.0 file (1.0 can carry any ranges), and the smaller is kept: both decode to exactly
+the same Gaussians. Larger images keep the 1.0 per-image grid and the 1.0 file (unchanged encoder
+behaviour at Kodak size). Measurements: docs/codec.md, "Small images".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import bitstream, compact
+from .priors import MAX_ATTRIBUTE_BITS, fixed_ranges
+from .quantize import BitDepths, Quantized
+
+#: Largest image (pixels) quantized on the 1.1 grid; Kodak (393,216 px) stays on 1.0.
+COMPACT_MAX_PIXELS = 1 << 18
+#: Extra bits over the 1.0 depth table on the 1.1 grid (scale, chroma): its fixed ranges are wider
+#: than a typical per-image range, and the step, not the range, sets both the error and the cost.
+SCALE_EXTRA_BITS = 0
+CHROMA_EXTRA_BITS = 1
+POS_EXTRA_BITS = 0
+
+
+def compact_grid(width: int, height: int, count: int, channels: int, metadata) -> np.ndarray | None:
+    """The 1.1 grid for this encode, or None when the file will be 1.0 anyway."""
+    if width * height > COMPACT_MAX_PIXELS or metadata:
+        return None
+    return fixed_ranges(width, height, count, channels)
+
+
+def compact_depths(bits: BitDepths) -> BitDepths:
+    """Depths from the quality table moved to the 1.1 grid (capped at the 1.1 maximum)."""
+    cap = MAX_ATTRIBUTE_BITS
+    color = tuple(min(cap, c + (CHROMA_EXTRA_BITS if k else 0)) for k, c in enumerate(bits.color))
+    scale = min(cap, bits.scale + SCALE_EXTRA_BITS)
+    return BitDepths(min(16, bits.pos + POS_EXTRA_BITS), scale, min(cap, bits.shear), color)
+
+
+def write_best(q: Quantized, metadata: dict | None) -> tuple[bytes, dict[str, float]]:
+    """The smaller of the 1.0 and (where ``q`` allows it) 1.1 files of ``q``, and its bits per stream."""
+    data, stats = bitstream.write(q, metadata)
+    bits = dict(stats.bits)
+    if not metadata and compact.can_write(q) is None:
+        try:
+            small, cost = compact.write(q)
+        except ValueError:  # too many Gaussians for the bytes (degenerate fits): keep 1.0
+            return data, bits
+        if len(small) < len(data):
+            bits = dict(cost.bits)
+            bits["header+models"] = 8.0 * len(small) - cost.total
+            return small, bits
+    return data, bits
