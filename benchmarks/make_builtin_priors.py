@@ -4,7 +4,7 @@ Fits training images only (CIFAR-10 training split: 30 per class at 16/32/64 Gau
 groups; Flickr8k files 0..249 step 6, 224x224 centre crops, at 400/900/1600 Gaussians), quantizes
 each fit on the 1.1 grid at the reference depth and counts symbols per context (priors_train.py).
 
-    python benchmarks/make_builtin_priors.py --cache /tmp/priors_fits.npy   # ~10 min on 2 cores
+    python -m benchmarks.make_builtin_priors --cache /tmp/priors_fits.npy   # ~15 min on 2 cores
 
 Changing the tables changes the format: regenerate tests/golden/tiny11.gsplat and the pinned digest.
 """
@@ -12,22 +12,20 @@ from __future__ import annotations
 
 import argparse
 import base64
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from splatcodec.codec import api, bitstream
+from splatcodec.codec.container import Limits
+from splatcodec.codec.priors import fixed_ranges
+from splatcodec.codec.priors_train import PriorCounts
+from splatcodec.codec.quantize import BitDepths, quantize
+from splatcodec.splats import Splats
 
-from small_data import FLICKR_TRAIN, center_crop, cifar_paths, flickr_paths, load_rgb  # noqa: E402
-from splatcodec.codec import api  # noqa: E402
-from splatcodec.codec.priors import fixed_ranges  # noqa: E402
-from splatcodec.codec.priors_train import PriorCounts  # noqa: E402
-from splatcodec.codec.quantize import BitDepths, quantize  # noqa: E402
-from splatcodec.splats import Splats  # noqa: E402
+from .common import REPO_ROOT as REPO
+from .small_data import FLICKR_TRAIN, center_crop, cifar_paths, flickr_paths, load_rgb
 
 #: Near-float depths for collecting fits (the file's own quantization happens at training time).
 FINE = BitDepths(16, 12, 12, (12, 12, 12))
@@ -40,8 +38,6 @@ def collect() -> list[dict]:
     for i, (loader, path, n, levels) in enumerate(jobs):
         pixels = loader(path)
         data = api.encode(pixels, num_gaussians=n, effort=4, threads=1, levels=levels, bits=FINE)
-        from splatcodec.codec import bitstream
-        from splatcodec.codec.container import Limits
         parsed = bitstream.parse(data, Limits())
         s = api.decode_splats(data)
         out.append(dict(w=s.width, h=s.height, groups=list(parsed.group_sizes), xy=s.xy, chol=s.chol, color=s.color))

@@ -6,14 +6,14 @@ Flickr8k files 250..499 are benchmark material.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-DATA = Path(os.environ.get("SPLATCODEC_DATA", DATA))
+from .common import DATA_DIR as DATA
+from .common import load_rgb
+
 FLICKR_TRAIN = range(0, 250)
 FLICKR_TEST = range(250, 500)
 
@@ -25,14 +25,12 @@ def cifar_paths(split: str, per_class: int, offset: int = 0) -> list[Path]:
     return [p for c in classes for p in sorted((root / c).glob("*.png"))[offset:offset + per_class]]
 
 
+__all__ = ["FLICKR_TEST", "FLICKR_TRAIN", "center_crop", "cifar_paths", "flickr_paths", "load_rgb"]
+
+
 def flickr_paths(indices: range) -> list[Path]:
     files = sorted((DATA / "flickr8k_500" / "images").glob("*.jpg"))
     return [files[i] for i in indices if i < len(files)]
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def center_crop(path: Path, size: int = 224) -> np.ndarray:
