@@ -193,7 +193,9 @@ def test_speed_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert len(numbers) > 80
     for path, value in numbers:
         assert math.isfinite(value), path
-        if "growth" not in path.rsplit(".", 1)[-1]:
+        if path.endswith(".quality"):  # a reference codec's matched quality may be its lowest, 0
+            assert value >= 0, (path, value)  # (1.1 files of small images are below AVIF q0's size)
+        elif "growth" not in path.rsplit(".", 1)[-1]:
             assert value > 0, (path, value)
     assert set(report["section_seconds"]) == set(speed.SECTIONS)
 
