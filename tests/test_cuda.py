@@ -1,14 +1,11 @@
-"""The CUDA path (``splatcodec._core_cuda``) against the CPU core (``splatcodec._core``) and the float64
-reference in ``reference.py``: forward and gradients on random and hand-built scenes (> 256 Gaussians
-on a tile included), degenerate input, determinism, and a small fit of a Kodak crop.
+"""CUDA specifics (``splatcodec._core_cuda``): the tile list's shared-memory batches, a larger scene, determinism,
+bad input, and fitting a Kodak crop. The forward/gradient suite that holds CUDA (and every other backend)
+to the float64 reference on random and hand-built scenes is tests/test_backends.py.
 
 Skipped unless ``splatcodec._core_cuda`` imports and sees a GPU (``device_count() > 0``); build it with
-``SPLATCODEC_CUDA=1 pip install -e .`` (see docs/cuda.md).
-
-Tolerances are those of test_rasterizer.py: forward |gpu - x| <= 1e-5 + 1e-5 |x|; gradients
-|gpu - x| <= 1e-7 + rtol * S with S = reference.gradient_scale (the scale of any float32 rounding error).
-GPU and CPU evaluate the same formulas (gaussian_math.h) but may differ by rounding (FMA contraction,
-summation order), so GPU vs CPU uses twice the reference tolerance.
+``SPLATCODEC_CUDA=1 pip install -e .`` (see docs/cuda.md). Tolerances are those of tests/backends.py;
+GPU vs CPU uses twice them (same formulas in gaussian_math.h, different rounding: FMA contraction,
+summation order).
 """
 from __future__ import annotations
 
@@ -19,141 +16,46 @@ import numpy as np
 import pytest
 
 try:
-    from reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
-                           rotated_gaussian,
-                           render_backward_reference, render_reference)
+    from backends import (assert_forward_close, assert_grad_close, check_backend, cpu_module, cuda_module,
+                          grad_like, module_backend)
+    from reference import gradient_scale, random_gaussians, random_scene, redraw_ambiguous
 except ImportError:  # tests/ imported as a package
-    from tests.reference import (gradient_scale, random_gaussians, random_scene, redraw_ambiguous,
-                                 rotated_gaussian,
-                                 render_backward_reference, render_reference)
+    from tests.backends import (assert_forward_close, assert_grad_close, check_backend, cpu_module, cuda_module,
+                                grad_like, module_backend)
+    from tests.reference import gradient_scale, random_gaussians, random_scene, redraw_ambiguous
 
-try:
-    from splatcodec import _core_cuda
-except ImportError as exc:  # not built (SPLATCODEC_CUDA=1 at install time)
-    pytest.skip(f"splatcodec._core_cuda is not built ({exc})", allow_module_level=True)
-if _core_cuda.device_count() <= 0:
-    pytest.skip("splatcodec._core_cuda is built but no CUDA device is available", allow_module_level=True)
-try:
-    from splatcodec import _core
-except ImportError as exc:
-    pytest.skip(f"splatcodec._core (the CPU reference for these tests) is not built ({exc})",
-                allow_module_level=True)
-
-FWD_ATOL = 1e-5
-FWD_RTOL = 1e-5
-GRAD_ATOL = 1e-7
-GRAD_RTOL = 3e-5
+_core_cuda = cuda_module()  # skips the module without a built CUDA module and a GPU
+_core = cpu_module("baseline")
+GPU = module_backend("cuda", _core_cuda)
+CPU = module_backend("cpu-baseline", _core)
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 
 
-# ----------------------------------------------------------------------------------------- helpers
 def gpu_render(params: np.ndarray, width: int, height: int) -> np.ndarray:
-    params = np.ascontiguousarray(params, np.float32)
-    out = np.asarray(_core_cuda.render(params, width, height))
-    assert out.shape == (height, width, params.shape[1] - 5) and out.dtype == np.float32
-    return out
+    return GPU.render(params, width, height)
 
 
 def gpu_backward(params: np.ndarray, width: int, height: int, grad_image: np.ndarray) -> np.ndarray:
-    params = np.ascontiguousarray(params, np.float32)
-    out = np.asarray(_core_cuda.render_backward(params, width, height,
-                                                np.ascontiguousarray(grad_image, np.float32)))
-    assert out.shape == params.shape and out.dtype == np.float32
-    return out
+    return GPU.backward(params, width, height, grad_image)
 
 
 def cpu_render(params: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.asarray(_core.render(np.ascontiguousarray(params, np.float32), width, height))
-
-
-def cpu_backward(params: np.ndarray, width: int, height: int, grad_image: np.ndarray) -> np.ndarray:
-    return np.asarray(_core.render_backward(np.ascontiguousarray(params, np.float32), width, height,
-                                            np.ascontiguousarray(grad_image, np.float32)))
-
-
-def grad_like(width: int, height: int, channels: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(height, width, channels)).astype(np.float32)
-
-
-def assert_forward_close(got: np.ndarray, want: np.ndarray, factor: float = 1.0, what: str = "") -> None:
-    assert np.all(np.isfinite(got)), f"{what}: non-finite pixels"
-    err = np.abs(got - want)
-    bad = err > factor * (FWD_ATOL + FWD_RTOL * np.abs(want))
-    if bad.any():
-        r, c, ch = np.argwhere(bad)[0]
-        pytest.fail(f"{what}: forward mismatch at {bad.sum()} of {bad.size} values, max err {err.max():.3g}; "
-                    f"first at row {r} col {c} ch {ch}: gpu {got[r, c, ch]!r} vs {want[r, c, ch]!r}")
-
-
-def assert_grad_close(got: np.ndarray, want: np.ndarray, scale: np.ndarray, factor: float = 1.0,
-                      what: str = "") -> None:
-    assert np.all(np.isfinite(got)), f"{what}: non-finite gradient"
-    err = np.abs(got - want)
-    bad = err > factor * (GRAD_ATOL + GRAD_RTOL * scale)
-    if bad.any():
-        i, k = np.argwhere(bad)[0]
-        pytest.fail(f"{what}: gradient mismatch at {bad.sum()} of {bad.size} entries; first: Gaussian {i} "
-                    f"param {k}: gpu {got[i, k]!r} vs {want[i, k]!r} (scale {scale[i, k]:.3g})")
+    return CPU.render(params, width, height)
 
 
 def check_all(params: np.ndarray, width: int, height: int, seed: int = 0, reference: bool = True) -> None:
     """GPU forward + backward vs the CPU core, and vs the float64 reference if ``reference``."""
-    params = np.ascontiguousarray(params, np.float32)
-    channels = params.shape[1] - 5
-    g = grad_like(width, height, channels, seed)
-    img = gpu_render(params, width, height)
-    assert_forward_close(img, cpu_render(params, width, height), 2.0, "gpu vs cpu")
-    grad = gpu_backward(params, width, height, g)
-    scale = gradient_scale(params, width, height, g)
-    assert_grad_close(grad, cpu_backward(params, width, height, g), scale, 2.0, "gpu vs cpu")
     if reference:
-        assert_forward_close(img, render_reference(params, width, height).numpy(), 1.0, "gpu vs reference")
-        assert_grad_close(grad, render_backward_reference(params, width, height, g), scale, 1.0,
-                          "gpu vs reference")
-
-
-
-
-
-
-# --------------------------------------------------------------------------------- random scenes
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("width,height", [(37, 23), (16, 16), (50, 33), (1, 1), (17, 1), (1, 33), (70, 45)])
-def test_random_scene_matches_cpu_and_reference(channels: int, width: int, height: int) -> None:
-    check_all(random_scene(200 + channels + width * 7 + height, 80, width, height, channels), width, height,
-              seed=channels)
-
-
-@pytest.mark.parametrize("channels", [1, 3])
-def test_tiny_and_huge_gaussians(channels: int) -> None:
-    check_all(random_scene(31, 80, 37, 23, channels, sigma_range=(0.05, 0.6)), 37, 23, seed=1)
-    check_all(random_scene(32, 12, 37, 23, channels, sigma_range=(30.0, 400.0), centre_margin=2.0), 37, 23, seed=2)
-
-
-def test_off_image_and_thin_rotated() -> None:
-    check_all(random_scene(33, 60, 37, 23, 3, centre_margin=1.0), 37, 23, seed=3)
-    rows = [rotated_gaussian(20.0, 16.0, 14.0, 0.5, math.pi / 4, [1.0, 0.2, -0.3]),
-            rotated_gaussian(8.0, 25.0, 10.0, 0.7, -math.pi / 3, [0.3, 0.8, 0.1]),
-            rotated_gaussian(40.0, 30.0, 0.6, 12.0, 0.2, [0.6, 0.6, 0.6]),
-            rotated_gaussian(-3.0, 11.0, 4.0, 2.0, 0.3, [0.9, 0.1, 0.1]),
-            rotated_gaussian(16.0, 16.0, 5.0, 2.0, 0.4, [0.8, 0.5, 0.2])]
-    check_all(np.array(rows, np.float32), 48, 40)
+        check_backend(GPU, params, width, height, seed=seed, against=CPU)
+        return
+    params = np.ascontiguousarray(params, np.float32)
+    g = grad_like(width, height, params.shape[1] - 5, seed)
+    assert_forward_close(gpu_render(params, width, height), cpu_render(params, width, height), 2.0, "gpu vs cpu")
+    assert_grad_close(gpu_backward(params, width, height, g), CPU.backward(params, width, height, g),
+                      gradient_scale(params, width, height, g), 2.0, "gpu vs cpu")
 
 
 # ------------------------------------------------------------------------------ crowded tiles
-def test_more_than_256_gaussians_on_one_tile() -> None:
-    # As in test_rasterizer: 600 Gaussians on tile (0, 0), each 1/600 bright; a kernel that stops at
-    # 256 per tile gives ~0.43 at the centre instead of ~1.
-    rng = np.random.default_rng(12)
-    n = 600
-    xy = rng.uniform(7.0, 9.0, (n, 2))
-    params = np.concatenate([xy, np.full((n, 1), 3.0), np.zeros((n, 1)), np.full((n, 1), 3.0),
-                             np.full((n, 1), 1.0 / n)], axis=1).astype(np.float32)
-    img = gpu_render(params, 40, 36)
-    assert img[7, 7, 0] > 0.85
-    check_all(params, 40, 36)
-
-
 @pytest.mark.parametrize("n", [63, 64, 65, 255, 256, 257, 1000])
 def test_batch_boundaries_of_the_tile_list(n: int) -> None:
     # The kernels stage a tile's list in shared-memory batches (64 in the backward pass, 256 forward):
@@ -172,81 +74,6 @@ def test_larger_scene_matches_cpu() -> None:
     width, height = 160, 112
     params = random_scene(41, 1500, width, height, 3, sigma_range=(0.5, 15.0))
     check_all(params, width, height, seed=5, reference=False)
-
-
-# ------------------------------------------------------------------------------------ edge inputs
-@pytest.mark.parametrize("channels", [1, 3])
-def test_zero_gaussians(channels: int) -> None:
-    params = np.zeros((0, 5 + channels), np.float32)
-    np.testing.assert_array_equal(gpu_render(params, 37, 23), 0.0)
-    assert gpu_backward(params, 37, 23, np.ones((23, 37, channels), np.float32)).shape == (0, 5 + channels)
-
-
-def test_extreme_sizes_and_positions() -> None:
-    params = np.array([[10.0, 10.0, 1e6, 0.0, 1e6, 0.25],      # covers everything, w ~ 1
-                       [1e8, -1e8, 3.0, 0.0, 3.0, 1.0],        # far outside
-                       [1e30, 1e30, 1e20, 0.0, 1e20, 1.0],     # far outside, astronomically wide
-                       [-3e38, 5.0, 2.0, 1.0, 2.0, 1.0],       # near float32 max
-                       [3e38, 3e38, 1.0, 0.0, 1.0, 1.0],       # centre near float32 max
-                       [5.0, 5.0, 1.0, 3e38, 1.0, 1.0]],       # Sigma_yy overflows float32
-                      np.float32)
-    np.testing.assert_allclose(gpu_render(params, 37, 23), 0.25, atol=1e-6)
-    check_all(params, 37, 23)
-
-
-@pytest.mark.parametrize("row", [
-    [12.0, 7.0, 1e20, 0.0, 1e20, 0.5],     # centred on the image, astronomically wide: w == 1
-    [12.0, 7.0, 4e6, 0.0, 4e6, 0.5],       # 3 sigma = 1.2e7 px
-    [2e7, 7.0, 1e8, 0.0, 1e8, 0.5],        # centre far outside, but wide enough to cover the image
-])
-def test_very_wide_gaussian_covers_the_image(row: list[float]) -> None:
-    # The model has no size limit (test_rasterizer.py has the same case for the CPU core); the box comes
-    # from gaussian_math.h's prepare_gaussian, shared with the CPU. Compared with the reference only.
-    params = np.array([row], np.float32)
-    img = gpu_render(params, 37, 23)
-    assert_forward_close(img, render_reference(params, 37, 23).numpy(), 1.0, "gpu vs reference")
-    assert img.min() > 0.45
-    g = grad_like(37, 23, 1)
-    assert_grad_close(gpu_backward(params, 37, 23, g), render_backward_reference(params, 37, 23, g),
-                      gradient_scale(params, 37, 23, g), 1.0, "gpu vs reference")
-
-
-_GOOD = [rotated_gaussian(12.0, 9.0, 4.0, 2.0, 0.5, [0.8, -0.3, 0.5]),
-         rotated_gaussian(25.0, 14.0, 3.0, 3.0, 0.0, [0.2, 0.9, 0.4])]
-
-
-def _with(row: list[float], k: int, value: float) -> list[float]:
-    row = list(row)
-    row[k] = value
-    return row
-
-
-@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 0.0, 9e-7])
-def test_degenerate_and_non_finite_rows_contribute_nothing(value: float) -> None:
-    # Geometry: degenerate/non-finite Cholesky or centre; colour: non-finite (the model says "any
-    # non-finite parameter contributes nothing"; compared with the reference, not the CPU core).
-    bad = [_with(_GOOD[0], k, value) for k in ((2, 4) if math.isfinite(value) else range(8))]
-    params = np.array(_GOOD + bad, np.float32)
-    g = grad_like(37, 23, 3)
-    img = gpu_render(params, 37, 23)
-    good_img = gpu_render(params[:2], 37, 23)
-    np.testing.assert_array_equal(img, good_img)
-    assert_forward_close(img, render_reference(params[:2], 37, 23).numpy(), 1.0, "gpu vs reference")
-    grad = gpu_backward(params, 37, 23, g)
-    np.testing.assert_array_equal(grad[2:], 0.0)
-    np.testing.assert_array_equal(grad[:2], gpu_backward(params[:2], 37, 23, g))
-
-
-def test_cutoff_is_hard() -> None:
-    params = np.array([[0.5, 0.5, 1.0, 0.0, 1.0, 1.0]], np.float32)
-    got = gpu_render(params, 6, 1)[0, :, 0]
-    np.testing.assert_allclose(got[:4], np.exp(-0.5 * np.arange(4) ** 2), rtol=1e-6)
-    assert got[4] == 0.0 and got[5] == 0.0
-    narrow = np.array([[0.5, 0.5, 3.0 / 3.1, 0.0, 1.0, 1.0]], np.float32)  # pixel 3 at 3.1 sigma
-    assert gpu_render(narrow, 6, 1)[0, 3, 0] == 0.0
-    g = np.zeros((1, 6, 1), np.float32)
-    g[0, 3, 0] = 1.0
-    np.testing.assert_array_equal(gpu_backward(narrow, 6, 1, g), 0.0)
 
 
 def test_deterministic() -> None:

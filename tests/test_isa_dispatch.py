@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 
 try:
+    from backends import assert_forward_close, assert_grad_close
     from reference import gradient_scale, random_scene
 except ImportError:  # tests/ imported as a package
+    from tests.backends import assert_forward_close, assert_grad_close
     from tests.reference import gradient_scale, random_scene
 
 _REQUIRE = os.environ.get("SPLATCODEC_REQUIRE_NATIVE", "") not in ("", "0")
@@ -41,13 +43,6 @@ BUILT = tuple(_core.ISA_VARIANTS)
 USABLE = [level for level in BUILT if FEATURES.get(level)]
 BEST = USABLE[-1] if USABLE else "baseline"
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-
-# As tests/test_rasterizer.py: the variants differ from the baseline by float rounding only (FMA
-# contraction, lane-grouped sums), never by which pixels a Gaussian covers.
-FWD_ATOL = 1e-5
-FWD_RTOL = 1e-5
-GRAD_ATOL = 1e-7
-GRAD_RTOL = 3e-5
 
 needs_variant = pytest.mark.parametrize(
     "level", USABLE or [pytest.param(None, marks=pytest.mark.skip(reason="no ISA variant this CPU runs is built"))])
@@ -104,22 +99,6 @@ def test_built_variants_belong_to_this_build() -> None:
 
 
 # ------------------------------------------------------------------------------- same results as baseline
-def assert_forward(got: np.ndarray, want: np.ndarray, what: str) -> None:
-    assert np.all(np.isfinite(got)), f"{what}: non-finite pixels"
-    err = np.abs(got - want)
-    bad = err > FWD_ATOL + FWD_RTOL * np.abs(want)
-    assert not bad.any(), f"{what}: {bad.sum()} of {bad.size} values off, max err {err.max():.3g}"
-
-
-def assert_grad(got: np.ndarray, want: np.ndarray, scale: np.ndarray, what: str) -> None:
-    assert np.all(np.isfinite(got)), f"{what}: non-finite gradient"
-    bad = np.abs(got - want) > GRAD_ATOL + GRAD_RTOL * scale
-    if bad.any():
-        i, k = np.argwhere(bad)[0]
-        pytest.fail(f"{what}: {bad.sum()} of {bad.size} entries off; first Gaussian {i} param {k}: "
-                    f"{got[i, k]!r} vs {want[i, k]!r} (scale {scale[i, k]:.3g})")
-
-
 SCENES = [  # seed, Gaussians, width, height, channels, threads
     (1, 300, 67, 45, 3, 0),
     (2, 120, 33, 70, 1, 1),
@@ -145,9 +124,12 @@ def test_variant_matches_baseline(level: str, scene: tuple) -> None:
     module = variant(level)
     seed, n, width, height, channels, threads = scene
     params, grad_image, scale, want_image, want_grad = baseline_results(*scene)
-    assert_forward(np.asarray(module.render(params, width, height, threads)), want_image, f"{level} forward")
-    assert_grad(np.asarray(module.render_backward(params, width, height, grad_image, threads)), want_grad, scale,
-                f"{level} backward")
+    # The variants differ from the baseline by float rounding only (FMA contraction, lane-grouped sums),
+    # never by which pixels a Gaussian covers: the reference's bounds, at several thread counts.
+    assert_forward_close(np.asarray(module.render(params, width, height, threads)), want_image, 1.0,
+                         f"{level} forward")
+    assert_grad_close(np.asarray(module.render_backward(params, width, height, grad_image, threads)), want_grad,
+                      scale, 1.0, f"{level} backward")
 
 
 @needs_variant

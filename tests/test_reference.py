@@ -1,6 +1,6 @@
 """Checks of the dense float64 reference itself: hand-computed values, cutoff, degenerate handling,
-and its autograd gradient against finite differences. The native rasterizer is tested against it in
-test_rasterizer.py, so it has to be right on its own."""
+and its autograd gradient against finite differences. Every rasteriser backend is tested against it in
+test_backends.py, so it has to be right on its own."""
 from __future__ import annotations
 
 import math
