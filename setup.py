@@ -222,6 +222,8 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6"],
         "torch": ["torch>=2.1"],
         "bench": ["matplotlib>=3.7", "bjontegaard>=1.3"],
+        "datasets": ["webdataset>=1.0"],  # encode-dataset, splatcodec.datasets
+        "ray": ["webdataset>=1.0", "ray>=2.9"],  # encode-dataset --engine ray
     },
     entry_points={"console_scripts": ["splatcodec=splatcodec.cli:main"]},
     ext_modules=native_extensions() + [e for e in [cuda_extension()] if e is not None],

@@ -4,6 +4,13 @@
     >>> splats = splatcodec.fit(image, num_gaussians=10000)      # encode's fitting step
     >>> pixels = splatcodec.render(splats, width=1536)           # decode at any resolution
 """
+from . import _native
+
+# Before anything imports torch: its wheel ships its own libgomp.so.1, which our core then binds to, so
+# the wait policy must be in the environment before that copy loads (a fit after `import torch` was
+# measured 20-200x slower on a busy machine otherwise; see _native).
+_native._prefer_passive_openmp_waits()
+
 from .errors import (FormatError, InvalidInputError, LimitExceededError, NativeExtensionError,
                      SplatcodecError)
 from .codec.api import decode, encode, encode_batch, info, load, save

@@ -310,5 +310,10 @@ def _benchmark_module(name: str) -> Any:
     return importlib.import_module(f"benchmarks.{name}")
 
 
+from .datasets.cli import encode_dataset as _encode_dataset  # noqa: E402  (light: heavy imports are lazy)
+
+main.add_command(_encode_dataset)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Sized
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Sized
 
 from .. import _native
 from ..errors import InvalidInputError, SplatcodecError
@@ -75,13 +75,15 @@ def _stop_fits() -> None:
 
 
 def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads: int = 0,
-                **options: Any) -> Iterator[EncodeResult]:
+                prepare: Callable[[Any], Any] | None = None, **options: Any) -> Iterator[EncodeResult]:
     """Encode ``images`` on all cores; yields an :class:`EncodeResult` per image, in input order.
 
     ``images`` may be any iterable (arrays or PIL images, as :func:`splatcodec.encode` takes them); it is
     consumed lazily, at most two images per worker ahead of the results. ``threads`` is the total
-    (0: all cores). ``options`` are :func:`splatcodec.encode`'s keyword arguments. A failing image
-    (exception) is reported in its result and the others go on. Closing the generator early, an
+    (0: all cores). ``prepare``, if given, turns each item into the image in the worker thread (e.g.
+    decodes file bytes; side by side like the encodes). ``options`` are :func:`splatcodec.encode`'s
+    keyword arguments. A failing item (an exception in ``prepare`` or ``encode``) is reported in its
+    result and the others go on. Closing the generator early, an
     exception in the consumer or Ctrl-C cancels the running fits and joins every worker before it
     returns or re-raises: no thread is left running.
     """
@@ -97,6 +99,8 @@ def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads:
         if stop.is_set():
             return EncodeResult(index, error=BatchCancelled(f"image {index}: batch stopped before it started"))
         try:
+            if prepare is not None:
+                image = prepare(image)
             data, stats = encode(image, quality, threads=per_image, return_stats=True, **options)
         except Exception as exc:  # reported per image; KeyboardInterrupt etc. are not caught
             return EncodeResult(index, error=exc)

@@ -1,0 +1,225 @@
+"""splatcodec.datasets and `splatcodec encode-dataset`: real shards in and out, stats, resume, failures."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from shard_builder import REPO_ROOT, build_shards, flickr_files, small_jpeg
+
+import splatcodec
+import splatcodec.cli
+from splatcodec import datasets
+from splatcodec.datasets.images import decode_image
+from splatcodec.datasets.layout import locked
+from splatcodec.errors import InvalidInputError, SplatcodecError
+
+pytest.importorskip("webdataset")
+OPTS = dict(num_gaussians=30, effort=1)
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tf:
+        return {m.name: tf.extractfile(m).read() for m in tf.getmembers()}
+
+
+def _no_partials(folder: Path) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    """Three shards (a truncated JPEG, a huge-header PNG among the photos) plus a truncated tar, encoded
+    with the local engine and two workers."""
+    root = tmp_path_factory.mktemp("ds")
+    built = build_shards(root / "in")
+    summary = datasets.encode_dataset(str(built.folder), str(root / "out"), workers=2, threads=2,
+                                      progress=False, **OPTS)
+    return built, root / "out", summary
+
+
+def test_round_trip(encoded):
+    built, out, _ = encoded
+    for name, samples in built.samples.items():
+        members = _members(out / name)
+        for key, entries in samples.items():
+            if key in built.bad:
+                assert not any(m.startswith(key + ".") for m in members)  # failed samples are left out
+                continue
+            assert members[f"{key}.txt"] == entries["txt"] and members[f"{key}.json"] == entries["json"]
+            assert f"{key}.jpg" not in members
+            expected = decode_image(entries["jpg"])
+            assert splatcodec.decode(members[f"{key}.gsplat"]).shape == expected.shape
+            assert splatcodec.info(members[f"{key}.gsplat"]).num_gaussians == 30
+    got = {key: (splats.width, splats.height, other) for key, splats, other in datasets.iter_gsplat(out)}
+    want = {k for s in built.samples.values() for k in s if k not in built.bad}
+    assert set(got) == want
+    for samples in built.samples.values():
+        for key, entries in samples.items():
+            if key in want:
+                assert got[key][2] == {"txt": entries["txt"], "json": entries["json"]}
+
+
+def test_stats_and_summary(encoded):
+    built, out, summary = encoded
+    total_ok = 0
+    for name, samples in built.samples.items():
+        stats = json.loads((out / name.replace(".tar", "_stats.json")).read_text())
+        members = _members(out / name)
+        bad = {k for k in samples if k in built.bad}
+        assert stats["count"] == len(samples) and stats["successes"] == len(samples) - len(bad)
+        assert stats["failed"] == len(bad) and {f["key"] for f in stats["failures"]} == bad
+        for failure in stats["failures"]:
+            assert built.bad[failure["key"]] in failure["reason"]
+        gsplats = [v for k, v in members.items() if k.endswith(".gsplat")]
+        assert stats["bytes_out"] == sum(map(len, gsplats))
+        assert stats["bytes_in"] == sum(len(e.get("jpg", e.get("png", b""))) for e in samples.values())
+        sizes = [decode_image(e["jpg"]).shape[:2] for k, e in samples.items() if k not in bad]
+        bpp = [8 * len(g) / (h * w) for g, (h, w) in zip(gsplats, sizes)]
+        assert stats["mean_bpp"] == pytest.approx(sum(bpp) / len(bpp))
+        assert 10 < stats["mean_psnr"] < 60
+        total_ok += stats["successes"]
+    assert summary["shards"] == {"total": 4, "encoded_now": 3, "skipped_done": 0, "failed": 1, "not_done": 1}
+    [failed] = summary["failed_shards"]
+    assert failed["name"] == built.corrupt_shards[0] and "unexpected end" in failed["error"]
+    assert not (out / built.corrupt_shards[0]).exists() and _no_partials(out)
+    assert summary["dataset"]["successes"] == total_ok == summary["this_run"]["successes"]
+    assert json.loads((out / "_summary.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_rerun_skips_finished_shards(encoded):
+    built, out, _ = encoded
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("0*")}
+    summary = datasets.encode_dataset(str(built.folder), str(out), workers=2, progress=False, **OPTS)
+    assert summary["shards"]["skipped_done"] == 3 and summary["shards"]["encoded_now"] == 0
+    assert summary["shards"]["failed"] == 1  # the damaged input is tried again and reported again
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("0*")} == before
+
+
+def test_keep_resize_and_same_bytes_as_encode(tmp_path):
+    built = build_shards(tmp_path / "in", shards=1, per_shard=2, longest=64, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    stats = datasets.encode_shard(built.folder / "00000000.tar", tmp_path / "o" / "00000000.tar", keep=True,
+                                  resize_longest=24, threads=2, **OPTS)
+    assert stats["successes"] == 2
+    members = _members(tmp_path / "o" / "00000000.tar")
+    for key, entries in built.samples["00000000.tar"].items():
+        assert members[f"{key}.jpg"] == entries["jpg"]
+        pixels = decode_image(entries["jpg"], resize_longest=24)
+        assert max(pixels.shape[:2]) == 24
+        assert members[f"{key}.gsplat"] == splatcodec.encode(pixels, **OPTS)  # the same bytes as encode()
+    with pytest.raises(InvalidInputError, match="unknown encode option"):
+        datasets.encode_shard(built.folder / "00000000.tar", tmp_path / "x.tar", gaussians=3)
+
+
+def test_folder_input_and_cli(tmp_path):
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    files = flickr_files(4, start=20)
+    names = ["a.jpg", "b.v2.jpg", "sub/a.jpg", "sub/c.JPG"]
+    for path, name in zip(files, names):
+        (src / name).write_bytes(small_jpeg(path, 32))
+    (src / "notes.txt").write_text("not an image")
+    result = CliRunner().invoke(splatcodec.cli.main, ["encode-dataset", str(src), str(tmp_path / "out"),
+                                                      "--shard-size", "3", "--gaussians", "20", "-e", "1",
+                                                      "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["00000000.tar", "00000001.tar"]
+    keys = [key for key, _, _ in datasets.iter_gsplat(tmp_path / "out", decode="bytes")]
+    assert keys == ["a", "b_v2", "sub/a", "sub/c"]
+    images = list(datasets.iter_gsplat(str(tmp_path / "out/{00000000..00000001}.tar"), decode="image",
+                                       worker=(1, 2)))
+    assert [k for k, _, _ in images] == ["sub/c"] and images[0][1].ndim == 3
+    handler = datasets.gsplat_handler()
+    assert handler("x.txt", b"hi") is None
+    assert isinstance(handler("x.gsplat", splatcodec.encode(images[0][1], **OPTS)), splatcodec.Splats)
+
+
+def test_cli_errors(tmp_path, monkeypatch):
+    built = build_shards(tmp_path / "in", shards=1, per_shard=1, corrupt_image=False, huge_png=False)
+    runner = CliRunner()
+    result = runner.invoke(splatcodec.cli.main, ["encode-dataset", str(built.folder), str(tmp_path / "out"),
+                                                 "--gaussians", "20", "-e", "1", "--quiet"])
+    assert result.exit_code == 1 and "1 shard(s) failed: 00000001.tar" in result.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = runner.invoke(splatcodec.cli.main, ["encode-dataset", str(built.folder), str(tmp_path / "o2"),
+                                                 "--engine", "ray"])
+    assert result.exit_code == 1 and "pip install 'splatcodec[ray]'" in result.output
+    with locked(tmp_path / "out"):
+        with pytest.raises(SplatcodecError, match="another encode-dataset run"):
+            datasets.encode_dataset(str(built.folder), str(tmp_path / "out"), progress=False)
+
+
+def _worker_writing(parent: int, folder: Path) -> tuple[int, str] | None:
+    """(pid, shard) of a child of ``parent`` with a partial output file of ``folder`` open."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    for pid in children:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith(str(folder)) and target.endswith(".tar.partial"):
+                    return int(pid), Path(target).name[1:-len(".partial")]
+        except OSError:
+            continue
+    return None
+
+
+def _start(src: Path, out: Path) -> subprocess.Popen:
+    args = [sys.executable, "-m", "splatcodec.cli", "encode-dataset", str(src), str(out), "--gaussians", "60",
+            "-e", "2", "--workers", "2", "--threads", "2", "--log-every", "5"]
+    return subprocess.Popen(args, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the worker")
+def test_killed_worker_and_killed_run_resume(tmp_path):
+    built = build_shards(tmp_path / "in", shards=4, per_shard=3, longest=48, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    # 1. A worker killed mid-shard: the pool is rebuilt, the shard redone, the run ends normally.
+    out = tmp_path / "out1"
+    proc = _start(built.folder, out)
+    pid, shard = _wait_for(lambda: _worker_writing(proc.pid, out), proc)
+    os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"{shard}: worker process died; retrying (1/2)" in err
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["shards"]["encoded_now"] == 4 and summary["dataset"]["successes"] == 12
+    assert json.loads((out / shard.replace(".tar", "_stats.json")).read_text())["pid"] != pid
+    assert _no_partials(out)
+    # 2. The whole run killed (parent and workers) after a shard is done: the rerun keeps the finished
+    # shards, redoes the others and removes the partial files.
+    out = tmp_path / "out2"
+    proc = _start(built.folder, out)
+    _wait_for(lambda: list(out.glob("*_stats.json")) and _worker_writing(proc.pid, out), proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("*_stats.json")}
+    assert finished and len(finished) < 4 and not _no_partials(out)
+    proc = _start(built.folder, out)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["shards"]["skipped_done"] == len(finished)
+    assert summary["shards"]["encoded_now"] == 4 - len(finished)
+    assert {n: (out / n).stat().st_mtime_ns for n in finished} == finished
+    assert _no_partials(out) and len(list(out.glob("*.tar"))) == 4
+    assert sum(1 for _ in datasets.iter_gsplat(out, decode="bytes")) == 12
