@@ -54,6 +54,7 @@ def _os_message(exc: BaseException) -> str:
 
 
 def _fail(message: str, code: int) -> None:
+    message = " ".join(str(message).split())  # one line, even for multi-line messages of other libraries
     click.echo(f"splatcodec: error: {message}", err=True)
     sys.exit(code)
 
@@ -313,6 +314,13 @@ def _benchmark_module(name: str) -> Any:
 from .datasets.cli import encode_dataset as _encode_dataset  # noqa: E402  (light: heavy imports are lazy)
 
 main.add_command(_encode_dataset)
+
+try:  # `splatcodec clip ...`: GS-CLIP; torch is imported only when one of its commands runs
+    from .clip.cli import clip as _clip
+except ImportError as _missing:  # the extra is not installed: the command says how to get it
+    _clip = click.Command("clip", help=f"GS-CLIP (unavailable: {_missing})", callback=lambda m=str(_missing): _fail(m, 1),
+                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+main.add_command(_clip)
 
 
 if __name__ == "__main__":  # pragma: no cover

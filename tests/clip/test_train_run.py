@@ -1,0 +1,115 @@
+"""Training runs of splatcodec.clip on real CIFAR-10 images: zero-shot above chance, the GS stages lower
+their losses, resume reproduces a run, settings and splits are stored with the run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from splatcodec.clip.errors import CheckpointError, ClipInputError
+
+
+def test_rgb_stage_is_well_above_chance_in_zero_shot(rgb_run, cifar_test, helpers):
+    import splatcodec.clip
+    from splatcodec.clip import data, evaluate
+
+    log = helpers.read_log(rgb_run)
+    assert [r["epoch"] for r in log] == list(range(1, 9))
+    assert log[-1]["loss"] < 0.85 * log[0]["loss"]
+    for record in log:
+        assert {"loss", "lr", "images_per_s", "seconds", "val_top1", "val_top5"} <= set(record)
+    assert log[-1]["lr"] == pytest.approx(0.0, abs=1e-9)  # the cosine ends at zero
+    model = splatcodec.clip.load(rgb_run / "checkpoint.pt")
+    test = data.per_class_subset(data.image_folder(cifar_test), 50)  # the official test split, never trained on
+    scores = evaluate.zeroshot(model.model, test, "rgb", templates=model.templates)
+    # Chance: top-1 0.10, top-5 0.50. Measured with seeds 0-2: top-1 0.24-0.30, top-5 0.76-0.83 (on 300-1000
+    # test images). The bounds sit >= 3 standard errors (500 images) below the lowest of those.
+    assert scores["top1"] >= 0.18, scores
+    assert scores["top5"] >= 0.68, scores
+    assert scores["n"] == 500 and scores["chance_top1"] == 0.1
+    assert set(scores["per_class"]) == set(test.classnames)
+
+
+def test_split_and_settings_are_stored_with_the_run(rgb_run, cifar_train):
+    from splatcodec.clip import data
+
+    split = json.loads((rgb_run / "split.json").read_text())
+    assert not set(split["train"]) & set(split["val"])
+    assert len(split["train"]) == 720 and len(split["val"]) == 80
+    ds = data.per_class_subset(data.image_folder(cifar_train), 80)
+    _, val = data.split(ds, 0.1)
+    assert split["val"] == [ds.items[i].key for i in val]  # the split is a function of the file names
+    args = json.loads((rgb_run / "args.json").read_text())
+    assert args["stage"] == "rgb" and args["per_class"] == 80 and args["seed"] == 0
+
+
+def test_distill_and_contrastive_stages_lower_their_loss(distill_run, contrastive_run, helpers):
+    import splatcodec.clip
+
+    distill, contrastive = helpers.read_log(distill_run), helpers.read_log(contrastive_run)
+    assert distill[-1]["loss"] < 0.9 * distill[0]["loss"]
+    assert distill[-1]["val_distill_loss"] < distill[0]["val_distill_loss"]
+    assert distill[-1]["val_cosine"] > distill[0]["val_cosine"]
+    assert contrastive[-1]["loss"] < contrastive[0]["loss"]
+    for run, stage in ((distill_run, "distill"), (contrastive_run, "contrastive")):
+        model = splatcodec.clip.load(run / "checkpoint.pt")
+        assert model.extra["stage"] == stage
+        # The contrastive run was given no rate: it inherits the distill checkpoint's settings.
+        assert model.encode_settings is not None
+        assert model.encode_settings.num_gaussians == helpers.gs_settings["num_gaussians"]
+        assert 0 < model.extra["trainable_fraction"] < 1
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, cifar_train, micro_config_path, helpers):
+    import torch
+
+    from splatcodec.clip.train import train
+
+    common = dict(stage="rgb", data=str(cifar_train), model=micro_config_path, per_class=6, epochs=3,
+                  batch_size=16)
+    straight = train(helpers.run_args(out=str(tmp_path / "a"), **common))
+    first = train(helpers.run_args(out=str(tmp_path / "b"), stop_after=1, **common))
+    assert first["epoch"] == 1
+    with pytest.raises(ClipInputError, match="--resume"):
+        train(helpers.run_args(out=str(tmp_path / "b"), **common))
+    with pytest.raises(ClipInputError, match="batch_size"):
+        train(helpers.run_args(out=str(tmp_path / "b"), resume=True, **{**common, "batch_size": 8}))
+    resumed = train(helpers.run_args(out=str(tmp_path / "b"), resume=True, **common))
+    assert resumed["epoch"] == 3
+    for key in ("loss", "lr", "val_top1", "val_top5"):
+        assert resumed[key] == straight[key]
+    a = torch.load(tmp_path / "a" / "resume.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "resume.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
+    again = train(helpers.run_args(out=str(tmp_path / "b"), resume=True, **common))  # done: nothing is redone
+    assert again["epoch"] == 3 and (tmp_path / "b" / "log.jsonl").read_text().splitlines() == lines
+
+
+def test_training_errors(tmp_path, cifar_train, micro_config_path, helpers):
+    from splatcodec.clip.train import train
+
+    with pytest.raises(ClipInputError, match="teacher"):
+        train(helpers.run_args(stage="distill", data=str(cifar_train), out=str(tmp_path / "d")))
+    with pytest.raises(ClipInputError, match="not a dataset|not a directory"):
+        train(helpers.run_args(stage="rgb", data=str(tmp_path / "missing"), out=str(tmp_path / "e"),
+                               model=micro_config_path))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        train(helpers.run_args(stage="distill", data=str(cifar_train), out=str(tmp_path / "f"), init=str(bad)))
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "resume.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError):
+        train(helpers.run_args(stage="rgb", data=str(cifar_train), out=str(tmp_path / "g"), resume=True,
+                               model=micro_config_path))
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    from splatcodec.clip.train import _schedule
+
+    f = _schedule(100, 0.1)
+    values = np.array([f(s) for s in range(100)])
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert np.all(np.diff(values[:10]) > 0) and np.all(np.diff(values[10:]) <= 0) and values[-1] < 0.01
