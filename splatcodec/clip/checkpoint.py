@@ -89,7 +89,8 @@ def _torch_load(path: Path, device: str | torch.device) -> Any:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file (UnpicklingError, RuntimeError, ...)
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [""])[0]  # torch's unpickler messages run for pages
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {first}") from exc
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GSClip, dict]:
@@ -146,7 +147,8 @@ def read_open_clip_state_dict(source: str | os.PathLike | Mapping[str, Any]) -> 
             try:
                 state = load_file(str(path))
             except Exception as exc:
-                raise CheckpointError(f"cannot read {path}: {exc}") from exc
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise CheckpointError(f"cannot read {path}: {first}") from exc
         else:
             state = _torch_load(path, "cpu")
     if isinstance(state.get("state_dict"), Mapping):

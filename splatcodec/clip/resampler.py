@@ -69,7 +69,8 @@ class CrossAttention(nn.Module):
         h = self.heads
         q = self.to_q(q_in).view(b, l, h, d // h).transpose(1, 2)
         k, v = self.to_kv(kv_in).view(b, kv_in.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # bias [B, 1, 1, M] float
+        # bias [B, 1, 1, M] float, in q's dtype (under autocast q may be half while the tokens are not)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.out_proj(out.transpose(1, 2).reshape(b, l, d))
 
 

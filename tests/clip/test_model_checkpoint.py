@@ -151,6 +151,7 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path):
     assert "not a splatcodec.clip checkpoint" in messages["plain_state_dict"]
     assert "invalid model config" in messages["bad_config"] and "'config'" in messages["no_config"]
     assert "resampler.latents" in messages["missing_tensor"] and "visual.proj" in messages["wrong_shape"]
+    assert all("\n" not in m for m in messages.values())  # one line each, also for torch's long errors
     # A pickle that would run code on load is refused by the safe loader, as a CheckpointError.
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"format": FORMAT, "payload": Exploit()}, protocol=2))
