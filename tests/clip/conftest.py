@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import splatcodec  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch's libgomp loads; see _native)
+
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 CIFAR_TRAIN = DATA_DIR / "cifar10_train_20k"
 CIFAR_TEST = DATA_DIR / "cifar10_test"
@@ -35,9 +37,13 @@ def no_network():
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """One torch thread: on a busy 2-core machine two spinning OpenMP threads run 10-50x slower."""
+    """One torch thread: steadier timings of the small models here on a busy 2-core machine."""
     import torch
+    import tqdm
 
+    # sentence-transformers makes tqdm bars even when hidden; tqdm's monitor thread would outlive these
+    # tests (tests/test_batch.py counts threads).
+    tqdm.tqdm.monitor_interval = 0
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
