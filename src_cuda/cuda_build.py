@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -176,19 +175,6 @@ def cuda_build_ext(base: type) -> type:
 
     CudaBuildExt.__name__ = f"Cuda{base.__name__}"
     return CudaBuildExt
-
-
-def nvcc_version(nvcc: Optional[str] = None) -> str:
-    """``nvcc --version``'s last line (for messages), or ''."""
-    nvcc = nvcc or find_nvcc()
-    if not nvcc:
-        return ""
-    try:
-        out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    lines = out.strip().splitlines()
-    return lines[-1] if lines else ""
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -46,8 +46,6 @@ class CpuRasterizer {
   double mse_step(const float* target_planar, float* grad_params, float* error_map);
 
   int64_t num_entries() const { return static_cast<int64_t>(entry_gaussian_.size()); }
-  int tiles_x() const { return tiles_x_; }
-  int tiles_y() const { return tiles_y_; }
 
  private:
   template <int C>
