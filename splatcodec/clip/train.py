@@ -97,7 +97,17 @@ def build_model(args: TrainArgs) -> tuple[Any, dict]:
     if args.init is not None:
         model, extra = load_checkpoint(args.init, device="cpu")
         if args.param is not None and args.param != model.config.stem.param:
-            raise ClipInputError(f"--param {args.param} differs from the checkpoint's {model.config.stem.param}")
+            # A new splat stem for the other covariance parameterisation (its input width differs); every
+            # other weight is kept, so one RGB teacher serves both in a comparison.
+            config = GSClipConfig.from_dict(model.config.to_dict())
+            config.stem = StemConfig(**{**asdict(config.stem), "param": args.param})
+            torch.manual_seed(args.seed)
+            fresh = GSClip(config)
+            kept = {k: v for k, v in model.state_dict().items() if not k.startswith("splat_stem.")}
+            result = fresh.load_state_dict(kept, strict=False)
+            if result.unexpected_keys or any(not k.startswith("splat_stem.") for k in result.missing_keys):
+                raise CheckpointError(f"{args.init}: weights do not fit a model with --param {args.param}")
+            model, extra = fresh, {k: v for k, v in extra.items() if k != "encode_settings"}
         return model, extra
     if args.model.lower().endswith(".json"):
         try:

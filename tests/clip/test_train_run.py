@@ -113,3 +113,19 @@ def test_schedule_warms_up_then_decays_to_zero():
     values = np.array([f(s) for s in range(100)])
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert np.all(np.diff(values[:10]) > 0) and np.all(np.diff(values[10:]) <= 0) and values[-1] < 0.01
+
+
+def test_param_with_init_gives_a_fresh_stem_and_keeps_the_rest(rgb_run, helpers):
+    import torch
+
+    from splatcodec.clip.checkpoint import load_checkpoint
+    from splatcodec.clip.train import build_model
+
+    teacher, _ = load_checkpoint(rgb_run / "checkpoint.pt")
+    other = "scale_rotation" if teacher.config.stem.param == "log_ab_shear" else "log_ab_shear"
+    model, extra = build_model(helpers.run_args(stage="distill", data="-", out="-", init=str(rgb_run / "checkpoint.pt"),
+                                                param=other))
+    assert model.config.stem.param == other and "encode_settings" not in extra
+    old, new = teacher.state_dict(), model.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("splat_stem."))
+    assert any(old[k].shape != new[k].shape for k in old if k.startswith("splat_stem."))
