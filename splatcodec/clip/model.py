@@ -34,8 +34,9 @@ STAGES = ("rgb", "distill", "contrastive")
 
 def normalize_pixels(images, config: GSClipConfig, device: str | torch.device | None = None) -> torch.Tensor:
     """uint8 RGB images ``[B, H, W, 3]`` or ``[B, 3, H, W]`` (numpy or torch; floats are taken as
-    [0, 1]) -> float32 ``[B, 3, H, W]`` normalised with ``config.vision.mean`` / ``std``. A single
-    image (3 dims) gets a batch axis. Resizing is the caller's job (H = W = vision.image_size)."""
+    [0, 1]) -> float32 ``[B, 3, H, W]`` normalised with ``config.vision.mean`` / ``std``, on ``device``
+    (default: where a tensor input is, else the CPU). A single image (3 dims) gets a batch axis.
+    Resizing is the caller's job (H = W = vision.image_size)."""
     x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
     if x.ndim == 3:
         x = x.unsqueeze(0)
@@ -49,9 +50,10 @@ def normalize_pixels(images, config: GSClipConfig, device: str | torch.device | 
         x = x.to(torch.float32)
     else:
         raise ClipInputError(f"images must be uint8 or float, got {x.dtype}")
-    mean = torch.tensor(config.vision.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(config.vision.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous().to(device or "cpu")
+    x = x.to(device or x.device)
+    mean = torch.tensor(config.vision.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.vision.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()
 
 
 class GSClip(nn.Module):

@@ -29,16 +29,6 @@ def random_splats(rng: np.random.Generator, n: int, size: int = 32, channels: in
     return Splats(rng.uniform(0, size, (n, 2)), chol, rng.uniform(0, 1, (n, channels)), size, size)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core machine: OpenMP's two threads spin against other processes and
-    run up to 100x slower than one thread, so these tests use one (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def micro_config(**overrides) -> GSClipConfig:
     """A very small model (16x16 input, width 64, 2 blocks) that runs in milliseconds."""
     kwargs = dict(name="micro", embed_dim=32,

@@ -24,14 +24,6 @@ from splatcodec.clip.tokens import splat_features  # noqa: E402
 VOCAB = Path(__file__).resolve().parents[1] / "fixtures" / "open_clip_tiny" / "bpe_tiny.txt.gz"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_config(**overrides) -> GSClipConfig:
     kwargs = dict(name="small", embed_dim=24,
                   vision=VisionConfig(image_size=16, patch_size=4, width=32, layers=2, head_width=16),

