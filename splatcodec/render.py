@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
+from . import _native, backends
 from .errors import InvalidInputError, LimitExceededError
 from .images import MAX_IMAGE_PIXELS
 from .splats import Splats
@@ -52,7 +52,7 @@ def render_float(splats: Splats, width: int | None = None, height: int | None = 
     if max_pixels is not None and width * height > max_pixels:
         raise LimitExceededError(f"output of {width}x{height} exceeds the limit of {max_pixels} pixels")
     threads = _native.check_threads(threads)
-    return _native.call("render", scaled_params(splats, width, height), width, height, threads)
+    return backends.render_packed(scaled_params(splats, width, height), width, height, threads)
 
 
 def render(splats: Splats, width: int | None = None, height: int | None = None, *,
