@@ -16,6 +16,7 @@ from .errors import (FormatError, InvalidInputError, LimitExceededError, NativeE
 from .codec.api import decode, encode, encode_batch, info, load, save
 from .fitting import FitOptions, FitResult, FitStats, fit, fit_batch
 from .metrics import psnr
+from .plugins import register_imageio, register_pillow
 from .render import render, render_float
 from .splats import CUTOFF_SIGMA, Splats
 
@@ -25,5 +26,5 @@ __all__ = [
     "CUTOFF_SIGMA", "FitOptions", "FitResult", "FitStats", "FormatError", "InvalidInputError",
     "LimitExceededError", "NativeExtensionError", "Splats", "SplatcodecError", "fit", "fit_batch",
     "psnr", "render", "render_float",
-    "decode", "encode", "encode_batch", "info", "load", "save",
+    "decode", "encode", "encode_batch", "info", "load", "save", "register_imageio", "register_pillow",
 ]

@@ -1,0 +1,89 @@
+"""What the Pillow and imageio plugins share: header peeking, bounded reads, encoder options, errors."""
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..codec import container
+from ..codec.container import Header
+from ..errors import FormatError, InvalidInputError
+
+EXTENSION = ".gsplat"
+MIME_TYPE = "image/x-gsplat"
+SIGNATURE = container.SIGNATURE
+#: Keyword arguments of the plugins' save/write that go to :func:`splatcodec.encode`.
+ENCODE_OPTIONS = ("quality", "target_bpp", "target_psnr", "num_gaussians", "effort", "levels", "seed",
+                  "threads", "max_pixels")
+#: Modes with an alpha channel, which the model cannot store.
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_CHUNK = 1 << 20
+
+
+class CorruptFileError(FormatError, OSError):
+    """A ``.gsplat`` body that cannot be decoded: our :class:`FormatError`, and the ``OSError`` Pillow
+    and imageio callers catch for broken image data."""
+
+
+class TruncatedFileError(CorruptFileError):
+    """The file ends before the length its header declares."""
+
+
+class UnsupportedModeError(InvalidInputError, OSError):
+    """An image mode the codec cannot store (alpha): our :class:`InvalidInputError`, and the ``OSError``
+    Pillow raises for "cannot write mode ... as ..."."""
+
+
+def has_signature(prefix: bytes) -> bool:
+    """Whether ``prefix`` starts like a ``.gsplat`` file (the cheap test before anything is parsed)."""
+    return bytes(prefix[:len(SIGNATURE)]) == SIGNATURE
+
+
+def read_header(fp: BinaryIO) -> Header:
+    """Reads and validates the fixed header at ``fp``'s position (FormatError when it is not one)."""
+    return container.read_header(fp.read(container.HEADER_SIZE))
+
+
+def read_body(fp: BinaryIO, header: Header, start: int) -> bytes:
+    """The whole file (header included) from offset ``start``: exactly the length the header declares,
+    read in chunks, so a lying header costs no more memory than the bytes really there."""
+    fp.seek(start)
+    chunks, remaining = [], header.total_length
+    while remaining > 0:
+        chunk = fp.read(min(_CHUNK, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    data = b"".join(chunks)
+    if remaining > 0:
+        raise TruncatedFileError(f".gsplat file is truncated: {len(data)} of the {header.total_length} bytes "
+                                 "its header declares")
+    return data
+
+
+def encode_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`ENCODE_OPTIONS` present (and not None) in ``options``."""
+    return {name: options[name] for name in ENCODE_OPTIONS if options.get(name) is not None}
+
+
+def pil_for_encoding(im: Any) -> tuple[np.ndarray, dict[str, bytes | str]]:
+    """A PIL image as the pixels and metadata :func:`splatcodec.encode` takes.
+
+    Modes convert as the CLI's reader does (:mod:`splatcodec.image_io`: ``1`` -> gray, palette -> RGB
+    or gray, 16-bit -> ``round(v / 257)``, CMYK/YCbCr/LAB/HSV -> RGB, ``F`` refused), except that
+    images with alpha are refused (:class:`UnsupportedModeError`) rather than composited; the ICC
+    profile, if any, travels in the file's metadata.
+    """
+    from ..image_io import pil_to_array
+
+    transparent_palette = im.mode == "P" and ("transparency" in im.info or
+                                              (im.palette is not None and im.palette.mode == "RGBA"))
+    if im.mode in ALPHA_MODES or transparent_palette:
+        raise UnsupportedModeError(
+            f"cannot write mode {im.mode}{' with transparency' if transparent_palette else ''} as GSPLAT: "
+            "the model has no alpha channel; im.convert('RGB') drops it, or composite onto a background "
+            "first (the splatcodec CLI composites over white)")
+    pixels = pil_to_array(im)
+    icc = im.info.get("icc_profile")
+    return pixels, ({"icc": bytes(icc)} if icc else {})
