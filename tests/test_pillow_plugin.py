@@ -28,7 +28,18 @@ def crop() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def gsplat(crop) -> bytes:
-    return splatcodec.encode(crop, quality=60, effort=1)
+    """A real encode; at this size the encoder writes the compact 1.1 layout."""
+    data = splatcodec.encode(crop, quality=60, effort=1)
+    assert splatcodec.info(data).version == "1.1"
+    return data
+
+
+@pytest.fixture(scope="module")
+def gsplat_v10(gsplat) -> bytes:
+    """The same Gaussians in the 1.0 layout (fixed header with its own CRC, CRC-checked sections)."""
+    data = encode_splats(decode_splats(gsplat), quality=60)
+    assert splatcodec.info(data).version == "1.0"
+    return data
 
 
 def header_only(width: int, height: int, channels: int = 3, gaussians: int = 10) -> bytes:
@@ -66,13 +77,24 @@ def test_register_is_idempotent():
     assert Image.registered_extensions()[".gsplat"] == "GSPLAT"
 
 
-def test_open_reads_only_the_header(gsplat):
-    fp = CountingReader(gsplat)
+def test_open_reads_only_the_header(gsplat_v10):
+    fp = CountingReader(gsplat_v10)
     im = Image.open(fp)
     assert (im.format, im.mode, im.size) == ("GSPLAT", "RGB", (96, 64))
-    assert fp.bytes_read <= 64 < len(gsplat)
-    assert im.info["gsplat_gaussians"] == decode_splats(gsplat).num_gaussians
+    assert fp.bytes_read <= 64 < len(gsplat_v10)
+    assert im.info["gsplat_gaussians"] == decode_splats(gsplat_v10).num_gaussians
+    assert im.info["gsplat_version"] == "1.0"
+    np.testing.assert_array_equal(np.asarray(im), splatcodec.decode(gsplat_v10))
+
+
+def test_compact_files_open_with_their_size_before_decoding(gsplat):
+    # 1.1's header is covered only by the CRC at the end: the (small) file is read and checked, not decoded.
+    im = Image.open(io.BytesIO(gsplat))
+    assert (im.format, im.mode, im.size, im.info["gsplat_version"]) == ("GSPLAT", "RGB", (96, 64), "1.1")
     np.testing.assert_array_equal(np.asarray(im), splatcodec.decode(gsplat))
+    gray = splatcodec.encode(np.ascontiguousarray(splatcodec.decode(gsplat)[..., 0]),
+                             num_gaussians=40, effort=1)
+    assert Image.open(io.BytesIO(gray)).mode == "L"
 
 
 def test_round_trip_through_save(tmp_path, crop):
@@ -174,15 +196,18 @@ def test_garbage_gives_unidentified_image_error():
             Image.open(io.BytesIO(data))
 
 
-def test_corrupt_header_fields_give_unidentified_image_error(gsplat):
-    bad_crc = bytearray(gsplat)
+def test_corrupt_header_fields_give_unidentified_image_error(gsplat, gsplat_v10):
+    bad_crc = bytearray(gsplat_v10)
     bad_crc[12] ^= 1  # width, CRC no longer matches
     with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(bytes(bad_crc)))
+    for damaged in (gsplat[:-3], gsplat[:5] + bytes([gsplat[5] ^ 4]) + gsplat[6:]):  # 1.1: CRC at the end
+        with pytest.raises(UnidentifiedImageError):
+            Image.open(io.BytesIO(damaged))
 
 
-def test_broken_body_raises_oserror_on_load(gsplat):
-    broken = bytearray(gsplat)
+def test_broken_body_raises_oserror_on_load(gsplat_v10):
+    broken = bytearray(gsplat_v10)
     broken[-10] ^= 0xFF  # inside the last section: its CRC fails
     with Image.open(io.BytesIO(bytes(broken))) as im:
         assert im.size == (96, 64)  # the header is fine
@@ -192,9 +217,9 @@ def test_broken_body_raises_oserror_on_load(gsplat):
 
 
 @pytest.mark.parametrize("load_truncated", [False, True])
-def test_truncated_file_is_refused_whatever_load_truncated_images_says(gsplat, monkeypatch, load_truncated):
+def test_truncated_file_is_refused_whatever_load_truncated_images_says(gsplat_v10, monkeypatch, load_truncated):
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)
-    with Image.open(io.BytesIO(gsplat[: len(gsplat) // 2])) as im:
+    with Image.open(io.BytesIO(gsplat_v10[: len(gsplat_v10) // 2])) as im:
         with pytest.raises(TruncatedFileError, match="truncated"):
             im.load()
 

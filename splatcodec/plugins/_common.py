@@ -5,13 +5,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..codec import container
-from ..codec.container import Header
+from ..codec import bitstream, compact, container
+from ..codec.container import Header, Limits
 from ..errors import FormatError, InvalidInputError
 
 EXTENSION = ".gsplat"
 MIME_TYPE = "image/x-gsplat"
 SIGNATURE = container.SIGNATURE
+#: Largest compact (1.1) file the plugins read to learn its size: 1.1 is the layout for small images,
+#: and its header is only known valid once the CRC at the end of the file checks out.
+MAX_COMPACT_BYTES = 1 << 26
 #: Keyword arguments of the plugins' save/write that go to :func:`splatcodec.encode`.
 ENCODE_OPTIONS = ("quality", "target_bpp", "target_psnr", "num_gaussians", "effort", "levels", "seed",
                   "threads", "max_pixels")
@@ -35,13 +38,31 @@ class UnsupportedModeError(InvalidInputError, OSError):
 
 
 def has_signature(prefix: bytes) -> bool:
-    """Whether ``prefix`` starts like a ``.gsplat`` file (the cheap test before anything is parsed)."""
-    return bytes(prefix[:len(SIGNATURE)]) == SIGNATURE
+    """Whether ``prefix`` starts like a ``.gsplat`` file, 1.0 or compact 1.1 (nothing is parsed)."""
+    prefix = bytes(prefix[:len(SIGNATURE)])
+    return prefix == SIGNATURE or compact.is_compact(prefix)
 
 
 def read_header(fp: BinaryIO) -> Header:
-    """Reads and validates the fixed header at ``fp``'s position (FormatError when it is not one)."""
-    return container.read_header(fp.read(container.HEADER_SIZE))
+    """The header of the ``.gsplat`` file at ``fp``'s position (FormatError when it is not one).
+
+    A 1.0 file's fixed header has its own CRC, so only those bytes are read. A compact 1.1 file (the
+    small-image layout) is read whole, up to :data:`MAX_COMPACT_BYTES`, and checked by the format's
+    own parser: its header is covered only by the CRC at the end. Nothing is range-decoded either way.
+    """
+    prefix = fp.read(container.HEADER_SIZE)
+    if not compact.is_compact(prefix[:3]):
+        return container.read_header(prefix)
+    chunks, size = [prefix], len(prefix)
+    while size <= MAX_COMPACT_BYTES:
+        chunk = fp.read(min(_CHUNK, MAX_COMPACT_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_COMPACT_BYTES:
+        raise FormatError(f"compact .gsplat file larger than {MAX_COMPACT_BYTES} bytes")
+    return bitstream.parse(b"".join(chunks), Limits(max_pixels=None, max_gaussians=None)).header
 
 
 def read_body(fp: BinaryIO, header: Header, start: int) -> bytes:

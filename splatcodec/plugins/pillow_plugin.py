@@ -2,10 +2,12 @@
 
 Register with :func:`splatcodec.register_pillow` (or import ``splatcodec.plugins.GsplatImagePlugin``).
 
-* ``Image.open`` reads only the 40-byte header: ``size`` and ``mode`` (``L`` or ``RGB``) are known
-  before anything is decoded, so Pillow's decompression-bomb check applies to the declared size. A
-  file with our signature but a bad header raises ``SyntaxError`` inside ``_open``, which Pillow turns
-  into ``UnidentifiedImageError``.
+* ``Image.open`` reads only the header: ``size`` and ``mode`` (``L`` or ``RGB``) are known before
+  anything is decoded, so Pillow's decompression-bomb check applies to the declared size. (A 1.0
+  file's 40-byte header has its own CRC; a compact 1.1 file, the small-image layout, is covered by
+  one CRC at its end, so it is read whole and checked, still without decoding.) A file with our
+  signature but a bad header raises ``SyntaxError`` inside ``_open``, which Pillow turns into
+  ``UnidentifiedImageError``.
 * ``load()`` reads exactly the length the header declares and decodes it with splatcodec's limits
   (pixels, Gaussians, render work). A broken body raises :class:`CorruptFileError`, a truncated file
   :class:`TruncatedFileError` (both ``OSError`` and :class:`splatcodec.FormatError`); a file over a
