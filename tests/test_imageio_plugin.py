@@ -10,7 +10,7 @@ import splatcodec
 from splatcodec.codec import container
 from splatcodec.plugins._common import CorruptFileError, TruncatedFileError
 
-from conftest import KODAK_DIR, REPO_ROOT, load_kodak
+from kodak import KODAK_DIR, REPO_ROOT, load_kodak
 
 iio = pytest.importorskip("imageio.v3", reason="imageio is not installed (pip install splatcodec[plugins])")
 from imageio.config import known_extensions, known_plugins  # noqa: E402

@@ -17,7 +17,7 @@ import splatcodec
 from splatcodec import _native
 from splatcodec.errors import InvalidInputError
 
-from conftest import REPO_ROOT, load_kodak
+from kodak import REPO_ROOT, load_kodak
 
 numba_raster = pytest.importorskip("splatcodec.backends.numba_raster",
                                    reason="numba is not installed (pip install splatcodec[numba])")

@@ -16,7 +16,7 @@ from splatcodec.codec.api import decode_splats, encode_splats
 from splatcodec.plugins._common import CorruptFileError, TruncatedFileError, UnsupportedModeError
 from splatcodec.plugins.pillow_plugin import LimitError
 
-from conftest import KODAK_DIR, REPO_ROOT, load_kodak
+from kodak import KODAK_DIR, REPO_ROOT, load_kodak
 
 splatcodec.register_pillow()
 
