@@ -13,12 +13,45 @@
 
 #include "../src_cuda/fit_cpu.h"
 #include "../src_cuda/gaussian_math.h"
+#include "../src_cuda/core_limits.h"
 #include "../src_cuda/raster_cpu.h"
 
 namespace splat_bindings {
 
 namespace py = pybind11;
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Raises splatcodec.errors.<cls>(message) in Python.
+[[noreturn]] inline void raise_splatcodec_error(const char* cls, const char* message) {
+  py::object type = py::module_::import("splatcodec.errors").attr(cls);
+  PyErr_SetString(type.ptr(), message);
+  throw py::error_already_set();
+}
+
+// Runs `body` (which releases the GIL itself) and turns the core's own exceptions into splatcodec's:
+// Cancelled -> CancelledError, LimitExceeded -> LimitExceededError. std::bad_alloc (and a container's
+// length_error) become MemoryError (a memory failure is not bad input); invalid_argument stays ValueError.
+template <typename F>
+auto with_splatcodec_errors(F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const splat::Cancelled& e) {
+    raise_splatcodec_error("CancelledError", e.what());
+  } catch (const splat::LimitExceeded& e) {
+    raise_splatcodec_error("LimitExceededError", e.what());
+  } catch (const std::length_error&) {  // a container asked for more than it can hold
+    throw std::bad_alloc();
+  }
+}
+
+// The render budget from Python arguments (0: unlimited).
+inline splat::RenderBudget render_budget(int64_t max_entries, double max_work) {
+  if (max_entries < 0 || !(max_work >= 0.0)) throw std::invalid_argument("budgets must be >= 0");
+  splat::RenderBudget budget;
+  budget.max_entries = max_entries;
+  budget.max_work = max_work;
+  return budget;
+}
 
 // Checks a packed parameter array (N, 5 + C) and returns C.
 inline int packed_channels(const FloatArray& params) {
@@ -92,10 +125,15 @@ inline py::tuple fit_result(const splat::FitOutput& output, int channels) {
   return py::make_tuple(params, stats_dict(output.stats));
 }
 
-// Registers InitMode and FitConfig on `m` (module_local for a module that must work without _core).
+// Registers InitMode, FitConfig and CancelToken on `m` (module_local for a module that must work
+// without _core).
 template <typename... Extra>
 void register_fit_config(py::module_& m, const Extra&... extra) {
   using splat::FitConfig;
+  py::class_<splat::CancelToken>(m, "CancelToken", extra...)
+      .def(py::init<>())
+      .def("cancel", &splat::CancelToken::cancel, "Ask the calls given this token to stop (thread-safe).")
+      .def_property_readonly("cancelled", &splat::CancelToken::cancelled);
   py::enum_<splat::InitMode>(m, "InitMode", extra...)
       .value("grid", splat::InitMode::kGrid)
       .value("adaptive", splat::InitMode::kAdaptive)

@@ -8,6 +8,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../src_cuda/fit_cpu.h"
@@ -30,16 +31,31 @@ using namespace splat_bindings;
 
 namespace {
 
-FloatArray render(const FloatArray& params, int64_t width, int64_t height, int threads) {
+// Renders packed Gaussians; Out is float (the raw render) or uint8_t (converted tile by tile).
+template <typename Out>
+py::array_t<Out, py::array::c_style> render_as(const FloatArray& params, int64_t width, int64_t height,
+                                               int threads, int64_t max_entries, double max_work,
+                                               const splat::CancelToken* cancel) {
   const int channels = checked_render_args(params, width, height);
-  FloatArray out({height, width, int64_t(channels)});
-  {
-    py::gil_scoped_release release;
+  const splat::RenderBudget budget = render_budget(max_entries, max_work);
+  return with_splatcodec_errors([&] {
     splat::CpuRasterizer raster;
-    raster.bin(params.data(), params.shape(0), channels, int(width), int(height), threads);
-    raster.forward(out.mutable_data());
-  }
-  return out;
+    {
+      py::gil_scoped_release release;
+      raster.bin(params.data(), params.shape(0), channels, int(width), int(height), threads, budget);
+    }
+    // Allocated after binning: a request over its budget allocates nothing this size.
+    py::array_t<Out, py::array::c_style> out({height, width, int64_t(channels)});
+    Out* data = out.mutable_data();
+    {
+      py::gil_scoped_release release;
+      if constexpr (std::is_same_v<Out, float>)
+        raster.forward(data, cancel);
+      else
+        raster.forward_u8(data, cancel);
+    }
+    return out;
+  });
 }
 
 FloatArray render_backward(const FloatArray& params, int64_t width, int64_t height,
@@ -57,43 +73,49 @@ FloatArray render_backward(const FloatArray& params, int64_t width, int64_t heig
 }
 
 // Fits every image; images run in parallel (one thread each) when there are at least as many images
-// as threads, otherwise one after another with all threads on each.
+// as threads, otherwise one after another with all threads on each. Errors keep their type (a memory
+// failure stays MemoryError); the first image's error in input order is raised.
 py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitConfig>& configs,
-                   const std::vector<py::object>& inits, int threads) {
+                   const std::vector<py::object>& inits, int threads, int64_t max_entries, double max_work,
+                   const splat::CancelToken* cancel) {
   const size_t count = images.size();
   const std::vector<FloatArray> init_arrays = checked_fit_inputs(images, configs, inits);
+  const splat::RenderBudget budget = render_budget(max_entries, max_work);
   const int total_threads = splat::resolve_threads(threads);
   const bool across_images = count >= size_t(total_threads) && total_threads > 1;
   std::vector<splat::FitOutput> outputs(count);
-  std::vector<std::string> errors(count);
-  bool cancelled = false;
-  splat::clear_fit_cancel();
-  {
-    py::gil_scoped_release release;
+  std::vector<std::exception_ptr> errors(count);
+  return with_splatcodec_errors([&] {
+    {
+      py::gil_scoped_release release;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(across_images ? total_threads : 1)
-    for (size_t i = 0; i < count; ++i) {
-      FitConfig c = configs[i];
-      c.threads = across_images ? 1 : total_threads;
-      try {
-        const bool given = c.init == splat::InitMode::kGiven;
-        outputs[i] = splat::fit_image(images[i].data(), int(images[i].shape(1)), int(images[i].shape(0)),
-                                      int(images[i].shape(2)), c, given ? init_arrays[i].data() : nullptr,
-                                      given ? init_arrays[i].shape(0) : 0);
-      } catch (const splat::FitCancelled&) {
-#pragma omp atomic write
-        cancelled = true;
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
+      for (size_t i = 0; i < count; ++i) {
+        FitConfig c = configs[i];
+        c.threads = across_images ? 1 : total_threads;
+        try {
+          const bool given = c.init == splat::InitMode::kGiven;
+          outputs[i] = splat::fit_image(images[i].data(), int(images[i].shape(1)), int(images[i].shape(0)),
+                                        int(images[i].shape(2)), c, given ? init_arrays[i].data() : nullptr,
+                                        given ? init_arrays[i].shape(0) : 0, cancel, budget);
+        } catch (...) {  // nothing may leave the parallel region
+          errors[i] = std::current_exception();
+        }
       }
     }
-  }
-  if (cancelled) throw splat::FitCancelled();  // surfaces as RuntimeError("fit cancelled")
-  py::list result;
-  for (size_t i = 0; i < count; ++i) {
-    if (!errors[i].empty()) throw std::invalid_argument("image " + std::to_string(i) + ": " + errors[i]);
-    result.append(fit_result(outputs[i], int(images[i].shape(2))));
-  }
-  return result;
+    splat::throw_if_cancelled(cancel);
+    py::list result;
+    for (size_t i = 0; i < count; ++i) {
+      if (errors[i]) {
+        try {
+          std::rethrow_exception(errors[i]);
+        } catch (const std::invalid_argument& e) {
+          throw std::invalid_argument("image " + std::to_string(i) + ": " + e.what());
+        }
+      }
+      result.append(fit_result(outputs[i], int(images[i].shape(2))));
+    }
+    return result;
+  });
 }
 
 FloatArray initial_gaussians(const FloatArray& image, const FitConfig& config) {
@@ -171,6 +193,11 @@ PYBIND11_MODULE(SPLAT_MODULE_NAME, m) {
   m.attr("SIMD_LANES") = splat::simd_lanes();
   m.attr("ISA") = SPLAT_STRINGIFY(SPLAT_ISA);
   m.attr("BUILD_ID") = SPLAT_STRINGIFY(SPLAT_BUILD_ID);
+  // Hard maxima (src_cuda/core_limits.h); splatcodec.limits states the same numbers and a test compares.
+  m.attr("MAX_SIDE") = splat::kMaxSide;
+  m.attr("MAX_PIXELS") = splat::kMaxPixels;
+  m.attr("MAX_GAUSSIANS") = splat::kMaxGaussians;
+  m.attr("WORK_CHUNK") = splat::kWorkChunk;
 
   const std::string name = SPLAT_STRINGIFY(SPLAT_MODULE_NAME);
   if (name == "_core") {
@@ -190,6 +217,7 @@ PYBIND11_MODULE(SPLAT_MODULE_NAME, m) {
       py::module_ core = py::module_::import("splatcodec._core");
       m.attr("FitConfig") = core.attr("FitConfig");
       m.attr("InitMode") = core.attr("InitMode");
+      m.attr("CancelToken") = core.attr("CancelToken");
     } catch (const py::error_already_set&) {
       PyErr_Clear();
       register_fit_config(m, py::module_local());
@@ -198,16 +226,24 @@ PYBIND11_MODULE(SPLAT_MODULE_NAME, m) {
   m.def("cpu_features", &cpu_features,
         "What this CPU and OS support: {feature: bool}, with the ISA levels 'x86-64-v2/v3/v4' (empty off x86).");
 
-  m.def("render", &render, py::arg("params"), py::arg("width"), py::arg("height"), py::arg("threads") = 0,
-        "Render packed Gaussians (N, 5+C) to a float32 (height, width, C) image.");
+  m.def("render", &render_as<float>, py::arg("params"), py::arg("width"), py::arg("height"),
+        py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
+        py::arg("cancel") = py::none(),
+        "Render packed Gaussians (N, 5+C) to a float32 (height, width, C) image. max_entries / max_work "
+        "(0: none) bound the tile lists and the evaluated pixels (splatcodec.errors.LimitExceededError); "
+        "a cancelled CancelToken stops it (splatcodec.errors.CancelledError).");
+  m.def("render_u8", &render_as<uint8_t>, py::arg("params"), py::arg("width"), py::arg("height"),
+        py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
+        py::arg("cancel") = py::none(),
+        "Like render, converted to uint8 tile by tile (round half up, clipped, NaN -> 0).");
   m.def("render_backward", &render_backward, py::arg("params"), py::arg("width"), py::arg("height"),
         py::arg("grad_image"), py::arg("threads") = 0,
         "Gradient of sum(grad_image * render(params)) w.r.t. params, shape (N, 5+C).");
   m.def("fit_batch", &fit_batch, py::arg("images"), py::arg("configs"), py::arg("inits"),
-        py::arg("threads") = 0,
-        "Fit each float32 (H, W, C) image in [0, 1]; returns a list of (params, stats dict).");
-  m.def("cancel_fits", &splat::request_fit_cancel,
-        "Ask running fits to stop at their next iteration (their fit_batch raises RuntimeError).");
+        py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
+        py::arg("cancel") = py::none(),
+        "Fit each float32 (H, W, C) image; returns a list of (params, stats dict). The budget applies to "
+        "every iteration's binning; a cancelled CancelToken stops every fit of the call.");
   m.def("initial_gaussians", &initial_gaussians, py::arg("image"), py::arg("config"),
         "The Gaussians a fit would start from.");
 }

@@ -11,8 +11,9 @@ from . import _native
 # measured 20-200x slower on a busy machine otherwise; see _native).
 _native._prefer_passive_openmp_waits()
 
-from .errors import (FormatError, InvalidInputError, LimitExceededError, NativeExtensionError,
+from .errors import (CancelledError, FormatError, InvalidInputError, LimitExceededError, NativeExtensionError,
                      SplatcodecError)
+from .cancellation import CancelToken
 from .codec.api import decode, encode, encode_batch, info, load, save
 from .fitting import FitOptions, FitResult, FitStats, fit, fit_batch
 from .metrics import psnr
@@ -23,7 +24,7 @@ from .splats import CUTOFF_SIGMA, Splats
 __version__ = "0.1.0"
 
 __all__ = [
-    "CUTOFF_SIGMA", "FitOptions", "FitResult", "FitStats", "FormatError", "InvalidInputError",
+    "CUTOFF_SIGMA", "CancelToken", "CancelledError", "FitOptions", "FitResult", "FitStats", "FormatError", "InvalidInputError",
     "LimitExceededError", "NativeExtensionError", "Splats", "SplatcodecError", "fit", "fit_batch",
     "psnr", "render", "render_float",
     "decode", "encode", "encode_batch", "info", "load", "save", "register_imageio", "register_pillow",

@@ -16,7 +16,7 @@ import warnings
 from types import ModuleType
 from typing import Any, Callable, TypeVar
 
-from .errors import InvalidInputError, NativeExtensionError
+from .errors import InvalidInputError, NativeExtensionError, SplatcodecError
 
 _BUILD_HINT = ("build it with `pip install -e .` (or `python setup.py build_ext --inplace`) from the "
                "splatcodec source tree; a C++17 compiler with OpenMP is needed")
@@ -34,9 +34,9 @@ MAX_THREADS = 1024
 
 def check_threads(threads: Any) -> int:
     """Validates a ``threads`` argument (0 = all cores) and returns it as int."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
-        raise InvalidInputError(f"threads must be an integer in 0..{MAX_THREADS} (0: all cores), got {threads!r}")
-    return threads
+    from .validation import check_int
+
+    return check_int("threads (0: all cores)", threads, minimum=0, maximum=MAX_THREADS)
 
 
 def _prefer_passive_openmp_waits() -> None:
@@ -122,12 +122,24 @@ def isa_report() -> dict[str, str]:
 
 
 def call(function_name: str, *args: Any, **kwargs: Any) -> Any:
-    """Calls core().<function_name>, mapping the core's ValueError to InvalidInputError."""
+    """Calls core().<function_name>, mapping the core's ValueError to InvalidInputError (the core
+    raises our LimitExceededError and CancelledError itself, and MemoryError for memory failures)."""
     function: Callable[..., Any] = getattr(core(), function_name)
     try:
         return function(*args, **kwargs)
+    except SplatcodecError:
+        raise
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(str(exc)) from None
+
+
+def run(function_name: str, *args: Any, **kwargs: Any) -> Any:
+    """:func:`call` for long calls (fits, renders): with a fresh per-call cancel token, stoppable by
+    Ctrl-C on the main thread and by the caller's :class:`~splatcodec.CancelToken`
+    (see :mod:`splatcodec.cancellation`)."""
+    from .cancellation import run_cancellable
+
+    return run_cancellable(lambda token: call(function_name, *args, cancel=token, **kwargs), core().CancelToken())
 
 
 def describe() -> str:

@@ -20,3 +20,7 @@ class FormatError(SplatcodecError, ValueError):
 
 class NativeExtensionError(SplatcodecError, ImportError):
     """The compiled core (splatcodec._core) is missing or failed to load."""
+
+
+class CancelledError(SplatcodecError):
+    """A call was cancelled through its :class:`splatcodec.CancelToken` (Ctrl-C re-raises KeyboardInterrupt)."""

@@ -1,16 +1,20 @@
 """Fitting Gaussians to images (encoding's expensive half). The loop runs in the native core."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence, overload
+from typing import Any, Literal, Sequence, overload
 
 import numpy as np
 
 from . import _native
 from .errors import InvalidInputError
-from .images import MAX_IMAGE_PIXELS, to_float_image
+from .images import to_float_image
+from .limits import DEFAULT_MAX_PIXELS, Limits
 from .splats import Splats
+from .validation import check_int, check_number
+
+#: Largest ``target_psnr`` (dB): an exact fit reports 99 dB, so a higher target can never be reached.
+MAX_TARGET_PSNR = 99.0
 
 InitName = Literal["adaptive", "grid", "random"]
 
@@ -70,21 +74,31 @@ class FitOptions:
     prune_until: float = 0.7
     densify: bool = False
 
-    def native_config(self, image_shape: tuple[int, int, int], threads: int) -> Any:
-        core = _native.core()
-        config = core.FitConfig()
+    def check(self) -> None:
+        """Refuses a malformed option (:class:`InvalidInputError`); the core checks the ranges."""
         init_is_given = isinstance(self.init, Splats)
         if not init_is_given and self.init not in ("adaptive", "grid", "random"):
             raise InvalidInputError(f"init must be 'adaptive', 'grid', 'random' or Splats, got {self.init!r}")
         count = self.init.num_gaussians if init_is_given else self.num_gaussians
-        _check_int("num_gaussians", count, minimum=1)
-        _check_int("iterations", self.iterations, minimum=0)
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("prune_every", self.prune_every, minimum=0)
-        if self.target_psnr is not None and not (np.isfinite(self.target_psnr) and self.target_psnr > 0):
-            raise InvalidInputError(f"target_psnr must be a positive number of dB, got {self.target_psnr!r}")
-        if not (np.isfinite(self.lr_scale) and self.lr_scale > 0):
-            raise InvalidInputError(f"lr_scale must be positive, got {self.lr_scale!r}")
+        check_int("num_gaussians", count, minimum=1)
+        check_int("iterations", self.iterations, minimum=0, maximum=2**31 - 1)
+        check_int("seed", self.seed, minimum=0)
+        check_int("prune_every", self.prune_every, minimum=0, maximum=2**31 - 1)
+        if self.target_psnr is not None:
+            check_number("target_psnr (dB)", self.target_psnr, positive=True, maximum=MAX_TARGET_PSNR)
+        check_number("lr_scale", self.lr_scale, positive=True)
+        for name in ("init_scale", "adaptive_uniformity", "lr_xy", "lr_chol", "lr_color", "lr_final_ratio",
+                     "l1_color", "min_chol", "prune_threshold", "prune_until"):
+            check_number(name, getattr(self, name))  # finite numbers; the core checks the ranges
+        if not isinstance(self.densify, (bool, np.bool_)):
+            raise InvalidInputError(f"densify must be True or False, got {self.densify!r}")
+
+    def native_config(self, image_shape: tuple[int, int, int], threads: int) -> Any:
+        self.check()
+        core = _native.core()
+        config = core.FitConfig()
+        init_is_given = isinstance(self.init, Splats)
+        count = self.init.num_gaussians if init_is_given else self.num_gaussians
         config.num_gaussians = int(count)
         config.iterations = int(self.iterations)
         config.target_psnr = float(self.target_psnr or 0.0)
@@ -110,45 +124,9 @@ class FitOptions:
                 raise InvalidInputError(
                     f"init Splats are for a {init.width}x{init.height}x{init.channels} image, "
                     f"the image is {width}x{height}x{channels}")
+            if not all(np.isfinite(a).all() for a in (init.xy, init.chol, init.color)):
+                raise InvalidInputError("init Splats hold NaN or infinite values")
         return config
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _interruptible(call: Callable[[], Any]) -> Any:
-    """Runs a long native call so that Ctrl-C stops it.
-
-    The native loop runs without the GIL, so Python's SIGINT handler could only run after it returns.
-    On the main thread the call runs in a worker while the main thread waits in short joins; a
-    KeyboardInterrupt then asks the core to cancel (it stops at its next iteration) and is re-raised.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return call()
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the caller's thread below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=work, name="splatcodec-fit", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.05)
-    except KeyboardInterrupt:
-        # Repeated, because a batch re-arms the core when it starts: the worker may not be there yet.
-        while worker.is_alive():
-            _native.core().cancel_fits()
-            worker.join(0.05)
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def _make_options(kwargs: dict[str, Any]) -> FitOptions:
@@ -168,18 +146,21 @@ def fit(image: Any, num_gaussians: int = ..., iterations: int = ..., *, return_s
 
 def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, target_psnr: float | None = None,
         seed: int = 0, threads: int = 0, return_stats: bool = False,
-        max_pixels: int | None = MAX_IMAGE_PIXELS, **options: Any) -> Splats | FitResult:
+        max_pixels: int | None = DEFAULT_MAX_PIXELS, **options: Any) -> Splats | FitResult:
     """Fits ``num_gaussians`` Gaussians to ``image``.
 
     Args:
-        image: HxW or HxWxC uint8/uint16/float array or a PIL image; 1 or 3 channels. Floats are taken
-            as they are (image units, normally [0, 1]; any finite values, e.g. a residual, are fine).
+        image: an array or PIL image, as :mod:`splatcodec.images` describes (the same inputs as
+            :func:`splatcodec.encode`). Floats are taken as they are (image units, normally [0, 1];
+            any finite values, e.g. a residual, are fine).
         num_gaussians: Gaussians to start with (pruning may end with fewer); at most the pixel count.
         iterations: optimisation steps at most.
         target_psnr: stop as soon as the training PSNR (dB, float image) reaches this.
         seed: seeds random initialisation (the fit is deterministic for a given seed and input, and
             independent of ``threads``).
         threads: CPU threads (0: all cores).
+        max_pixels: the pixel limit of the image; with the render budget of :mod:`splatcodec.limits`
+            (applied to every iteration, e.g. to a given ``init``); ``None`` lifts them.
         return_stats: return a :class:`FitResult` (splats + :class:`FitStats`) instead of Splats.
         options: any :class:`FitOptions` field, e.g. ``init='grid'``, ``init=<Splats>`` to continue
             from given Gaussians, ``lr_scale``, ``prune_threshold``, ``densify``.
@@ -193,16 +174,18 @@ def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, targe
 
 def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int = 2000, *,
               target_psnr: float | None = None, seed: int = 0, threads: int = 0, return_stats: bool = False,
-              max_pixels: int | None = MAX_IMAGE_PIXELS, **options: Any) -> list[Splats] | list[FitResult]:
+              max_pixels: int | None = DEFAULT_MAX_PIXELS, **options: Any) -> list[Splats] | list[FitResult]:
     """Fits every image (sizes may differ) in one native call, in parallel across images and tiles.
 
-    Takes the same arguments as :func:`fit`; returns a list in input order.
+    Takes the same arguments as :func:`fit`; returns a list in input order. Ctrl-C (main thread) or
+    a :class:`~splatcodec.CancelToken` stops every fit of the call.
     """
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     if not isinstance(images, Sequence) or isinstance(images, (str, bytes)):
         raise InvalidInputError("fit_batch expects a sequence of images")
     threads = _native.check_threads(threads)
+    budget = Limits.for_decode(max_pixels=max_pixels, gaussian_limit=None).native_budget()
     opts = _make_options(dict(options, num_gaussians=num_gaussians, iterations=iterations,
                               target_psnr=target_psnr, seed=seed))
     arrays = [to_float_image(img, max_pixels=max_pixels) for img in images]
@@ -217,7 +200,7 @@ def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int
         inits.append(opts.init.packed() if isinstance(opts.init, Splats) else None)
     if not arrays:
         return []
-    raw = _interruptible(lambda: _native.call("fit_batch", arrays, configs, inits, threads))
+    raw = _native.run("fit_batch", arrays, configs, inits, threads, **budget)
     results = []
     for array, (params, stats) in zip(arrays, raw):
         splats = Splats.from_packed(params, array.shape[1], array.shape[0])

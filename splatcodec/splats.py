@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidInputError
+from .validation import check_int
 
 #: A Gaussian contributes only where (p - mu)^T Sigma^-1 (p - mu) <= CUTOFF_SIGMA**2.
 CUTOFF_SIGMA = 3.0
@@ -54,10 +55,7 @@ class Splats:
         if self.color.shape[1] not in (1, 3):
             raise InvalidInputError(f"Splats.color must have 1 or 3 channels, got {self.color.shape[1]}")
         for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise InvalidInputError(f"Splats.{name} must be a positive integer, got {value!r}")
-            setattr(self, name, int(value))
+            setattr(self, name, check_int(f"Splats.{name}", getattr(self, name), minimum=1))
 
     @property
     def num_gaussians(self) -> int:

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -105,10 +106,6 @@ int64_t densify(State& s, int64_t count, const std::vector<float>& error_map, co
 
 }  // namespace
 
-namespace {
-std::atomic<bool> g_cancel{false};
-}  // namespace
-
 double psnr_from_sse(double sse, double count) {
   const double mse = sse / count;
   return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
@@ -124,8 +121,13 @@ bool record_progress(FitStats& stats, const FitConfig& config, int it, double ps
   return stats.reached_target;
 }
 
-void request_fit_cancel() { g_cancel.store(true, std::memory_order_relaxed); }
-void clear_fit_cancel() { g_cancel.store(false, std::memory_order_relaxed); }
+namespace {
+void check_finite_loss(double sse, int it) {
+  if (!std::isfinite(sse))
+    throw std::invalid_argument("the fit diverged at iteration " + std::to_string(it) +
+                                " (non-finite loss): lower the learning rates, or check the initial Gaussians");
+}
+}  // namespace
 
 void check_fit_config(const FitConfig& c, int width, int height) {
   auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
@@ -156,7 +158,8 @@ void check_fit_config(const FitConfig& c, int width, int height) {
 }
 
 FitOutput fit_image(const float* image, int width, int height, int channels, const FitConfig& config,
-                    const float* init_params, int64_t init_num) {
+                    const float* init_params, int64_t init_num, const CancelToken* cancel,
+                    const RenderBudget& budget) {
   check_raster_args(config.num_gaussians, channels, width, height);
   check_fit_config(config, width, height);
   const auto start = std::chrono::steady_clock::now();
@@ -188,10 +191,11 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
 
   int it = 0;
   for (; it < config.iterations; ++it) {
-    if (g_cancel.load(std::memory_order_relaxed)) throw FitCancelled();
+    throw_if_cancelled(cancel);
     const bool prune_now = config.prune_every > 0 && it > 0 && it % config.prune_every == 0 && it <= prune_last;
-    raster.bin(s.params.data(), s.size(), channels, width, height, threads);
+    raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
     const double sse = raster.mse_step(target.data(), s.grad.data(), prune_now ? error_map.data() : nullptr);
+    check_finite_loss(sse, it);
     if (record_progress(out.stats, config, it, psnr_from_sse(sse, values))) break;
 
     // Adam step with bias correction; learning rates decay exponentially over the run.
@@ -207,8 +211,8 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
         // The error map is of the parameters before this step's update; it is only a guide.
         render_hwc.resize(plane * channels);
         render_planar.resize(plane * channels);
-        raster.bin(s.params.data(), s.size(), channels, width, height, threads);
-        raster.forward(render_hwc.data());
+        raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
+        raster.forward(render_hwc.data(), cancel);
         for (int64_t p = 0; p < plane; ++p)
           for (int c = 0; c < channels; ++c) render_planar[c * plane + p] = render_hwc[p * channels + c];
         out.stats.gaussians_added += densify(s, config.num_gaussians - s.size(), error_map, target.data(),
@@ -218,8 +222,13 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
   }
 
   // Final quality of the returned parameters.
-  raster.bin(s.params.data(), s.size(), channels, width, height, threads);
+  throw_if_cancelled(cancel);
+  raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
   const double sse = raster.mse_step(target.data(), s.grad.data(), nullptr);
+  check_finite_loss(sse, it);
+  // A Gaussian whose parameters went non-finite may touch no pixel and leave the loss finite.
+  if (!std::all_of(s.params.begin(), s.params.end(), [](float v) { return std::isfinite(v); }))
+    check_finite_loss(std::numeric_limits<double>::quiet_NaN(), it);
   out.stats.final_psnr = psnr_from_sse(sse, values);
   out.stats.iterations = it;
   out.stats.gaussians_final = s.size();

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core_limits.h"
+
 namespace splat {
 
 enum class InitMode { kGrid = 0, kAdaptive = 1, kRandom = 2, kGiven = 3 };
@@ -59,8 +61,12 @@ struct FitOutput {
 
 // Fits Gaussians to one image (height x width x channels, interleaved, values in [0,1]).
 // For InitMode::kGiven, `init_params` holds `init_num` packed Gaussians to start from.
+// Every binning is held to `budget` (LimitExceeded); a cancelled `cancel` stops the loop at its next
+// iteration (Cancelled); a loss that turns non-finite (diverging learning rates, non-finite init)
+// throws std::invalid_argument instead of returning non-finite Gaussians.
 FitOutput fit_image(const float* image, int width, int height, int channels, const FitConfig& config,
-                    const float* init_params = nullptr, int64_t init_num = 0);
+                    const float* init_params = nullptr, int64_t init_num = 0,
+                    const CancelToken* cancel = nullptr, const RenderBudget& budget = RenderBudget{});
 
 // Initial Gaussians for an image, as fit_image would start with (exposed for tests and benchmarks).
 std::vector<float> initial_gaussians(const float* image, int width, int height, int channels,
@@ -73,16 +79,6 @@ double psnr_from_sse(double sse, double count);
 // stats' trace (about 50 points per run) and returns true, setting reached_target, once the target
 // PSNR (if any) is reached.
 bool record_progress(FitStats& stats, const FitConfig& config, int it, double psnr);
-
-// Thrown by fit_image when request_fit_cancel() was called while it ran.
-struct FitCancelled : std::runtime_error {
-  FitCancelled() : std::runtime_error("fit cancelled") {}
-};
-
-// Asks every running fit to stop at its next iteration (they throw FitCancelled); a Ctrl-C in Python
-// calls it. clear_fit_cancel() re-arms, done at the start of each batch.
-void request_fit_cancel();
-void clear_fit_cancel();
 
 // Validates a configuration; throws std::invalid_argument naming the bad field.
 void check_fit_config(const FitConfig& config, int width, int height);

@@ -10,12 +10,6 @@ namespace splat {
 
 namespace {
 
-// Largest image side and pixel count the native core accepts; the Python layer applies its own,
-// usually smaller, configurable limits before getting here.
-constexpr int64_t kMaxSide = 1 << 16;
-constexpr int64_t kMaxPixels = int64_t(1) << 31;
-constexpr int64_t kMaxGaussians = int64_t(1) << 28;
-
 // SIMD width the hot loops are written for: columns are processed in chunks of kLanes with a fixed
 // trip count, so they vectorise without remainder loops (pixels past the image edge are computed but
 // never written out).
@@ -29,6 +23,7 @@ constexpr int kLanes = 8;
 constexpr int kLanes = 4;
 #endif
 static_assert(kTileSize % kLanes == 0, "tiles must split into whole SIMD chunks");
+static_assert(kTileSize % kWorkChunk == 0 && kWorkChunk >= kLanes, "work chunks must cover the SIMD chunks");
 
 // Columns of a tile row covered by a Gaussian's box, [first, last], and the same widened to whole
 // chunks, [begin, end). Columns of a chunk outside the box are masked, not left to the cutoff, so a
@@ -54,6 +49,20 @@ inline TileRect tile_rect(int tile, int tiles_x, int width, int height) {
   return r;
 }
 
+// numpy's float32 clip(nan_to_num(v * 255 + 0.5), 0, 255).astype(uint8). Each step is rounded to
+// float on its own (the double product of a float and 255 is exact), so no FMA contraction can change
+// a value: decode's bytes stay those of the numpy conversion it replaces.
+inline uint8_t to_u8(float v) {
+  const float scaled = float(double(v) * 255.0);
+  const float t = float(double(scaled) + 0.5);
+  if (!(t > 0.0f)) return 0;  // NaN and negatives
+  if (t >= 255.0f) return 255;
+  return static_cast<uint8_t>(t);
+}
+
+inline void store(float* out, float v) { *out = v; }
+inline void store(uint8_t* out, float v) { *out = to_u8(v); }
+
 }  // namespace
 
 void check_raster_args(int64_t num_gaussians, int channels, int64_t width, int64_t height) {
@@ -73,7 +82,7 @@ int resolve_threads(int requested) {
 }
 
 void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width, int height,
-                        int threads) {
+                        int threads, const RenderBudget& budget) {
   check_raster_args(n, channels, width, height);
   params_ = params;
   n_ = n;
@@ -88,18 +97,33 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
 
   prepared_.resize(n);
   gauss_offsets_.resize(n + 1);
-#pragma omp parallel for schedule(static) num_threads(threads_)
+  int64_t work = 0;  // integers: the reduction's order cannot change the sum
+#pragma omp parallel for schedule(static) num_threads(threads_) reduction(+ : work)
   for (int64_t i = 0; i < n; ++i) {
     prepared_[i] = prepare_gaussian(params + i * stride, channels, width, height);
     const Prepared& p = prepared_[i];
     int64_t tiles = 0;
-    if (p.x0 <= p.x1 && p.y0 <= p.y1)
+    if (p.x0 <= p.x1 && p.y0 <= p.y1) {
+      // Each tile row a Gaussian crosses is evaluated in whole SIMD chunks (kTileSize is a multiple
+      // of kWorkChunk, so a chunk never straddles tiles).
+      const int64_t first_chunk = p.x0 / kWorkChunk, last_chunk = p.x1 / kWorkChunk;
       tiles = int64_t(p.x1 / kTileSize - p.x0 / kTileSize + 1) * (p.y1 / kTileSize - p.y0 / kTileSize + 1);
+      work += (last_chunk - first_chunk + 1) * kWorkChunk * int64_t(p.y1 - p.y0 + 1);
+    }
     gauss_offsets_[i + 1] = tiles;
   }
   gauss_offsets_[0] = 0;
   for (int64_t i = 0; i < n; ++i) gauss_offsets_[i + 1] += gauss_offsets_[i];
   const int64_t entries = gauss_offsets_[n];
+  work_ = work;
+  if (budget.max_entries > 0 && entries > budget.max_entries)
+    throw LimitExceeded("rendering needs " + std::to_string(entries) + " Gaussian-tile entries (" +
+                        std::to_string(entries * 12 / (1 << 20)) + " MiB), over the limit of " +
+                        std::to_string(budget.max_entries));
+  if (budget.max_work > 0.0 && double(work) > budget.max_work)
+    throw LimitExceeded("rendering would evaluate " + std::to_string(work) +
+                        " pixels (counted in 16-column chunks), over the limit of " +
+                        std::to_string(int64_t(budget.max_work)));
 
   // Count, then fill, each tile's list in Gaussian order: every Gaussian that touches a tile is listed,
   // and the buffers are exactly as large as what they hold.
@@ -156,26 +180,35 @@ void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePix
   }
 }
 
-void CpuRasterizer::forward(float* out) const {
+void CpuRasterizer::forward(float* out, const CancelToken* cancel) const {
   if (channels_ == 1)
-    forward_impl<1>(out);
+    forward_impl<1>(out, cancel);
   else
-    forward_impl<3>(out);
+    forward_impl<3>(out, cancel);
 }
 
-template <int C>
-void CpuRasterizer::forward_impl(float* out) const {
+void CpuRasterizer::forward_u8(uint8_t* out, const CancelToken* cancel) const {
+  if (channels_ == 1)
+    forward_impl<1>(out, cancel);
+  else
+    forward_impl<3>(out, cancel);
+}
+
+template <int C, typename Out>
+void CpuRasterizer::forward_impl(Out* out, const CancelToken* cancel) const {
   const int num_tiles = tiles_x_ * tiles_y_;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads_)
   for (int t = 0; t < num_tiles; ++t) {
+    if (is_cancelled(cancel)) continue;  // no exception may leave the parallel region
     const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
     alignas(64) float acc[C][kTilePixels] = {};
     render_tile<C>(t, tr, acc);
     for (int y = 0; y < tr.h; ++y)
       for (int x = 0; x < tr.w; ++x)
         for (int c = 0; c < C; ++c)
-          out[(int64_t(tr.y0 + y) * width_ + tr.x0 + x) * C + c] = acc[c][y * kTileSize + x];
+          store(&out[(int64_t(tr.y0 + y) * width_ + tr.x0 + x) * C + c], acc[c][y * kTileSize + x]);
   }
+  throw_if_cancelled(cancel);
 }
 
 void CpuRasterizer::backward(const float* grad_image, float* grad_params) {

@@ -10,10 +10,11 @@
 #include <vector>
 
 #include "gaussian_math.h"
+#include "core_limits.h"
 
 namespace splat {
 
-// Validates raster arguments; throws std::invalid_argument with a readable message.
+// Validates raster arguments against the maxima in core_limits.h; throws std::invalid_argument.
 void check_raster_args(int64_t num_gaussians, int channels, int64_t width, int64_t height);
 
 // Threads to use: `requested` if positive, else all OpenMP threads.
@@ -32,10 +33,18 @@ class CpuRasterizer {
  public:
   // Prepares and bins `n` packed Gaussians (rows of 5 + channels floats) for a width x height image.
   // Buffers are kept between calls, so a fitting loop allocates only when the entry count grows.
-  void bin(const float* params, int64_t n, int channels, int width, int height, int threads);
+  // The entry count and the work of a pass are counted first: over `budget`, it throws LimitExceeded
+  // before the tile lists are allocated.
+  void bin(const float* params, int64_t n, int channels, int width, int height, int threads,
+           const RenderBudget& budget = RenderBudget{});
 
-  // Renders the binned Gaussians into `out` (height x width x channels, interleaved).
-  void forward(float* out) const;
+  // Renders the binned Gaussians into `out` (height x width x channels, interleaved). A cancelled
+  // `cancel` token stops it between tiles (throws Cancelled).
+  void forward(float* out, const CancelToken* cancel = nullptr) const;
+
+  // The same render converted tile by tile to uint8 like numpy's
+  // clip(nan_to_num(v * 255 + 0.5), 0, 255).astype(uint8) in float32: no float image is allocated.
+  void forward_u8(uint8_t* out, const CancelToken* cancel = nullptr) const;
 
   // Gradient of sum(grad_image * render) w.r.t. every packed parameter, into grad_params (n x (5+C)).
   void backward(const float* grad_image, float* grad_params);
@@ -46,10 +55,12 @@ class CpuRasterizer {
   double mse_step(const float* target_planar, float* grad_params, float* error_map);
 
   int64_t num_entries() const { return static_cast<int64_t>(entry_gaussian_.size()); }
+  // Pixels one pass evaluates, counted in kWorkChunk-wide chunks (set by bin()).
+  int64_t work() const { return work_; }
 
  private:
-  template <int C>
-  void forward_impl(float* out) const;
+  template <int C, typename Out>
+  void forward_impl(Out* out, const CancelToken* cancel) const;
   // Adds tile t's Gaussians into acc (C planes of kTilePixels, row stride kTileSize).
   template <int C>
   void render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels]) const;
@@ -62,6 +73,7 @@ class CpuRasterizer {
   int64_t n_ = 0;
   int channels_ = 0, width_ = 0, height_ = 0, threads_ = 1;
   int tiles_x_ = 0, tiles_y_ = 0;
+  int64_t work_ = 0;
   std::vector<Prepared> prepared_;
   std::vector<int64_t> gauss_offsets_;   // n + 1: entries of Gaussian i are [off[i], off[i+1])
   std::vector<int32_t> entry_gaussian_;  // Gaussian of each entry

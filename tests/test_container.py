@@ -218,11 +218,14 @@ def test_lying_total_length(small_file):
 
 
 def test_huge_dimensions_hit_the_pixel_limit_before_allocating(small_file):
-    huge = _rewrite_header(small_file, width=1 << 20, height=1 << 20)
+    huge = _rewrite_header(small_file, width=1 << 16, height=1 << 16)
     with pytest.raises(LimitExceededError):
         decode_splats(huge)
     # The override lets it parse (we only decode Gaussians here, no pixels).
-    assert decode_splats(huge, max_pixels=None).width == 1 << 20
+    assert decode_splats(huge, max_pixels=None).width == 1 << 16
+    # Sides over 2^16 are outside the format (the core cannot render them), whatever the limits.
+    with pytest.raises(FormatError):
+        decode_splats(_rewrite_header(small_file, width=(1 << 16) + 1), max_pixels=None)
     with pytest.raises(FormatError):
         decode_splats(_rewrite_header(small_file, width=0))
 
@@ -317,8 +320,6 @@ def test_render_work_limit_stops_decoder_bombs():
     n = 3000
     s = Splats(np.full((n, 2), 500.0), np.tile([2000.0, 0.0, 2000.0], (n, 1)), np.full((n, 3), 0.001), 1000, 1000)
     data = encode(s, levels=1)
-    assert api.render_work(api.decode_splats(data), 1000, 1000) > 1e9
-    with pytest.raises(LimitExceededError, match="Gaussian-pixel"):
+    with pytest.raises(LimitExceededError, match="Gaussian-tile entries|evaluate"):
         api.decode(data, width=4000, height=4000, max_pixels=1 << 25)
-    small = api.decode_splats(data, max_gaussians=1)
-    assert api.render_work(small, 1000, 1000) == pytest.approx(1e6)
+    assert api.decode(data, max_gaussians=1).shape == (1000, 1000, 3)

@@ -220,26 +220,26 @@ def test_ctrl_c_cancels_a_running_fit(kodim23_crop: np.ndarray) -> None:
     assert sc.fit(kodim23_crop, 100, 5).num_gaussians == 100
 
 
-def test_cancel_from_another_thread_raises_runtime_error(kodim23_crop: np.ndarray) -> None:
+def test_cancel_token_from_another_thread_raises_cancelled_error(kodim23_crop: np.ndarray) -> None:
     import threading
+    import time
 
-    from splatcodec import _native
-
+    token = sc.CancelToken()
     result: dict = {}
 
     def work() -> None:
-        try:
-            sc.fit(kodim23_crop, 600, 1_000_000)
-        except RuntimeError as exc:
-            result["error"] = str(exc)
+        with token:
+            try:
+                sc.fit(kodim23_crop, 600, 1_000_000)
+            except sc.CancelledError as exc:
+                result["error"] = exc
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    # Repeated: a cancel that comes before the batch starts is cleared by it.
-    for _ in range(300):
-        worker.join(0.1)
-        if not worker.is_alive():
-            break
-        _native.core().cancel_fits()
+    time.sleep(0.3)
+    token.cancel()
+    worker.join(30)
     assert not worker.is_alive()
-    assert result.get("error") == "fit cancelled"
+    assert isinstance(result.get("error"), sc.CancelledError)
+    with token, pytest.raises(sc.CancelledError):  # a cancelled token stays cancelled
+        sc.fit(kodim23_crop, 10, 1)

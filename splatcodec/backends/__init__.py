@@ -53,10 +53,17 @@ def backend() -> str:
         return "numba"
 
 
-def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0) -> np.ndarray:
-    """Render packed (N, 5 + C) float32 Gaussians to float32 (height, width, C) with :func:`backend`."""
+def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0, *, uint8: bool = False,
+                  max_entries: int = 0, max_work: float = 0.0) -> np.ndarray:
+    """Render packed (N, 5 + C) float32 Gaussians to float32 (height, width, C) with :func:`backend`
+    (``uint8``: converted as :func:`splatcodec.render.to_uint8` does). The native core checks the
+    budget (``max_entries`` tile entries, ``max_work`` evaluations; 0: none, see splatcodec.limits)
+    before allocating and is cancellable (Ctrl-C, CancelToken); the numba renderer is neither."""
     if backend() == "native":
-        return _native.call("render", params, width, height, threads)
+        return _native.run("render_u8" if uint8 else "render", params, width, height, threads,
+                           max_entries=max_entries, max_work=max_work)
+    from ..render import to_uint8
     from . import numba_raster
 
-    return numba_raster.render(params, width, height, threads)
+    image = numba_raster.render(params, width, height, threads)
+    return to_uint8(image) if uint8 else image

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -17,9 +16,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import FormatError, InvalidInputError
+from ..fileio import atomic_write  # noqa: F401  (public here since 0.1)
+from ..limits import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, Limits
 from ..splats import Splats
+from ..validation import check_int, check_number
 from . import bitstream, formats
-from .container import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, Limits
 from .quantize import BitDepths, dequantize, group_sizes_for, quantize
 from .batch import EncodeResult, encode_batch, iter_encode  # noqa: F401  (re-exported; see batch.py)
 
@@ -70,9 +71,7 @@ class GsplatInfo:
 
 # ----------------------------------------------------------------------------------- rate mapping
 def _check_quality(quality: float) -> float:
-    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 0 <= quality <= 100:
-        raise InvalidInputError(f"quality must be a number in 0..100, got {quality!r}")
-    return float(quality)
+    return check_number("quality", quality, minimum=0, maximum=100)
 
 
 def gaussians_for_quality(quality: float, pixels: int) -> int:
@@ -114,9 +113,7 @@ def bits_for_quality(quality: float, channels: int, num_gaussians: int = 10_000,
 
 
 def _check_effort(effort: int) -> int:
-    if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)) or not 1 <= effort <= MAX_EFFORT:
-        raise InvalidInputError(f"effort must be an integer in 1..{MAX_EFFORT}, got {effort!r}")
-    return int(effort)
+    return check_int("effort", effort, minimum=1, maximum=MAX_EFFORT)
 
 
 #: Fit options of every coarse-to-fine stage: every 25 iterations until 70 % of the stage, drop
@@ -150,8 +147,14 @@ def _check_metadata(metadata: dict | None) -> dict[str, str | bytes] | None:
     if not isinstance(metadata, dict):
         raise InvalidInputError("metadata must be a dict of str -> str | bytes")
     for key, value in metadata.items():
-        if not isinstance(key, str) or len(key.encode("utf-8")) > 0xFFFF or not isinstance(value, (str, bytes)):
-            raise InvalidInputError(f"bad metadata entry {key!r}: keys are short str, values str or bytes")
+        try:  # checked before any fitting: a lone surrogate must not fail after minutes of work
+            ok = isinstance(key, str) and len(key.encode("utf-8")) <= 0xFFFF and (
+                isinstance(value, bytes) or isinstance(value, str) and value.encode("utf-8") is not None)
+        except UnicodeEncodeError:
+            ok = False
+        if not ok:
+            raise InvalidInputError(f"bad metadata entry {key!r}: keys are short str, values str (encodable "
+                                    "as UTF-8) or bytes")
     return metadata
 
 
@@ -279,7 +282,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     """Compress an image into ``.gsplat`` bytes.
 
     Args:
-        image: uint8/uint16/float-in-[0,1] array (H, W) or (H, W, 3), or a PIL image.
+        image: an array or PIL image, as :mod:`splatcodec.images` describes (the same inputs as
+            :func:`splatcodec.fit`); stored as 8-bit gray or RGB.
         quality: 0..100, higher = more Gaussians and bits (monotone); default 75 when no other
             rate option is given.
         target_bpp: aim at this many bits per pixel (real file size); hit within +-5 % when the
@@ -299,14 +303,15 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         progress: called as ``progress(step, total, label)`` after each fitting step (per attempt
             of the rate search; ``step`` restarts at 1 for each attempt).
     """
-    from ..image_io import as_array
+    from ..images import to_uint8_image
 
     start = time.perf_counter()
-    pixels = as_array(image)
+    pixels = to_uint8_image(image, max_pixels=max_pixels)  # the one input policy (splatcodec.images)
     h, w = pixels.shape[:2]
-    Limits(max_pixels=max_pixels).check_pixels(w, h)
     channels = 1 if pixels.ndim == 2 else 3
     effort = _check_effort(effort)
+    seed = check_int("seed", seed, minimum=0)
+    threads = check_int("threads (0: all cores)", threads, minimum=0, maximum=1024)
     modes = sum(x is not None for x in (target_bpp, target_psnr, num_gaussians))
     if modes > 1:
         raise InvalidInputError("give at most one of target_bpp, target_psnr and num_gaussians")
@@ -314,12 +319,13 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         raise InvalidInputError("quality cannot be combined with target_bpp or target_psnr")
     quality = DEFAULT_QUALITY if quality is None else _check_quality(quality)
     if bits is not None:
+        if not isinstance(bits, BitDepths):
+            raise InvalidInputError(f"bits must be a BitDepths, got {type(bits).__name__}")
         bits = bits.for_channels(channels)
         bits.validate(channels)
-    if not isinstance(levels, int) or not 1 <= levels <= bitstream.MAX_GROUPS:
-        raise InvalidInputError(f"levels must be in 1..{bitstream.MAX_GROUPS}")
+    levels = check_int("levels", levels, minimum=1, maximum=bitstream.MAX_GROUPS)
     metadata = _check_metadata(metadata)
-    fit_kwargs = {**STAGE_FIT_OPTIONS, **(fit_kwargs or {})}
+    fit_kwargs = _check_fit_kwargs(fit_kwargs)
     pixels_count = w * h
 
     def attempt(n: int):
@@ -332,18 +338,20 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         return data, p, stream_bits, n_final
 
     attempts: list[tuple[int, int, float]] = []
+    # The Gaussian counts the encoder picks itself stay within the pixel count and the file limit.
+    n_max = min(pixels_count, DEFAULT_MAX_GAUSSIANS)
     if target_bpp is not None:
-        result = _search_bpp(attempt, _positive(target_bpp, "target_bpp"), pixels_count, effort)
+        target = check_number("target_bpp", target_bpp, positive=True, maximum=MAX_TARGET_BPP)
+        result = _search_bpp(attempt, target, pixels_count, effort, n_max)
     elif target_psnr is not None:
-        result = _search_psnr(attempt, _positive(target_psnr, "target_psnr"), pixels_count, effort)
+        target = check_number("target_psnr (dB)", target_psnr, positive=True, maximum=MAX_TARGET_PSNR)
+        result = _search_psnr(attempt, target, pixels_count, effort, n_max)
     else:
         if num_gaussians is None:
-            n = gaussians_for_quality(quality, pixels_count)
-        elif isinstance(num_gaussians, bool) or not isinstance(num_gaussians, (int, np.integer)) or num_gaussians < 1:
-            raise InvalidInputError(f"num_gaussians must be a positive integer, got {num_gaussians!r}")
+            n = min(gaussians_for_quality(quality, pixels_count), n_max)
         else:
-            n = int(num_gaussians)
-        Limits().check_gaussians(n)
+            n = check_int("num_gaussians", num_gaussians, minimum=1)
+            Limits().check_gaussians(n)
         result = attempt(n)
     data, p, stream_bits, n_final = result
     if not return_stats:
@@ -354,19 +362,33 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     return data, stats
 
 
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+#: Largest rate targets: 8-bit RGB costs 24 bpp uncoded; an exact fit reports 99 dB.
+MAX_TARGET_BPP = 64.0
+MAX_TARGET_PSNR = 99.0
+
+
+def _check_fit_kwargs(fit_kwargs: Any) -> dict:
+    """The stage fit options, checked before any fitting (a typo must not fail after minutes)."""
+    from ..fitting import _make_options
+
+    if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
+        raise InvalidInputError(f"fit_kwargs must be a dict of fit options, got {type(fit_kwargs).__name__}")
+    reserved = sorted(set(fit_kwargs or ()) & {"num_gaussians", "iterations", "seed", "threads", "init",
+                                                "return_stats", "max_pixels"})
+    if reserved:
+        raise InvalidInputError(f"fit_kwargs cannot set {', '.join(reserved)}: encode chooses them")
+    merged = {**STAGE_FIT_OPTIONS, **(fit_kwargs or {})}
+    _make_options(merged).check()
+    return merged
 
 
 #: Starting guess of the coded size of one Gaussian, in bits (refined from each attempt).
 _BITS_PER_GAUSSIAN_GUESS = 40.0
 
 
-def _search_bpp(attempt: Callable, target: float, pixels: int, effort: int):
+def _search_bpp(attempt: Callable, target: float, pixels: int, effort: int, n_max: int):
     budget = target * pixels
-    n = max(16, int(budget / _BITS_PER_GAUSSIAN_GUESS))
+    n = min(max(16, int(budget / _BITS_PER_GAUSSIAN_GUESS)), n_max)
     best = None  # the largest file within the tolerance above the target
     fallback = None  # the file closest to the target
     for _ in range(2 + effort // 2):
@@ -381,15 +403,15 @@ def _search_bpp(attempt: Callable, target: float, pixels: int, effort: int):
         # Size = fixed overhead (header, models) + N * bits per Gaussian; solve for N.
         overhead = res[2].get("header+models", 0.0)
         per_gaussian = max(size_bits - overhead, 1.0) / res[3]
-        n_next = max(16, int((budget * (1 - BPP_TOLERANCE / 2) - overhead) / per_gaussian))
+        n_next = min(max(16, int((budget * (1 - BPP_TOLERANCE / 2) - overhead) / per_gaussian)), n_max)
         if n_next == n:
             break
         n = n_next
     return best if best is not None else fallback
 
 
-def _search_psnr(attempt: Callable, target: float, pixels: int, effort: int):
-    n = max(16, int(pixels / 60))
+def _search_psnr(attempt: Callable, target: float, pixels: int, effort: int, n_max: int):
+    n = min(max(16, int(pixels / 60)), n_max)
     passing = None
     best = None
     for _ in range(2 + effort // 2):
@@ -401,15 +423,18 @@ def _search_psnr(attempt: Callable, target: float, pixels: int, effort: int):
             best = res
         if abs(p - target) <= PSNR_TOLERANCE / 2:
             break
-        # About 2.5 dB per doubling of the Gaussian count in the useful range.
-        n = max(16, int(round(n * 2.0 ** ((target - p + PSNR_TOLERANCE / 2) / 2.5))))
-        Limits().check_gaussians(n)
+        # About 2.5 dB per doubling of the Gaussian count in the useful range. An unreachable target
+        # ends at the largest count allowed, and the best attempt is returned.
+        n_next = min(max(16, int(round(n * 2.0 ** ((target - p + PSNR_TOLERANCE / 2) / 2.5)))), n_max)
+        if n_next == n:
+            break
+        n = n_next
     return passing if passing is not None else best
 
 
 # ----------------------------------------------------------------------------------- decode
 def _limits(max_pixels: int | None, gaussian_limit: int | None) -> Limits:
-    return Limits(max_pixels=max_pixels, max_gaussians=gaussian_limit)
+    return Limits.for_decode(max_pixels=max_pixels, gaussian_limit=gaussian_limit)
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -428,8 +453,7 @@ def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: 
     parsed = bitstream.parse(_as_bytes(data), _limits(max_pixels, gaussian_limit))
     n_total = parsed.header.num_gaussians
     if max_gaussians is not None:
-        if isinstance(max_gaussians, bool) or not isinstance(max_gaussians, (int, np.integer)) or max_gaussians < 0:
-            raise InvalidInputError(f"max_gaussians must be a non-negative integer, got {max_gaussians!r}")
+        check_int("max_gaussians", max_gaussians, minimum=0)
     keep = n_total if max_gaussians is None else min(int(max_gaussians), n_total)
     ends = np.cumsum(parsed.group_sizes)
     groups = int(np.searchsorted(ends, keep, side="left")) + 1 if keep else 0
@@ -445,27 +469,6 @@ def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: 
     return splats
 
 
-def _output_size(header_w: int, header_h: int, width: int | None, height: int | None,
-                 scale: float | None) -> tuple[int, int]:
-    if scale is not None:
-        if width is not None or height is not None:
-            raise InvalidInputError("give either scale or width/height, not both")
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale < 1e4 or \
-                not math.isfinite(scale):
-            raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
-        return max(1, round(header_w * scale)), max(1, round(header_h * scale))
-    for name, v in (("width", width), ("height", height)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-            raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
-    if width is None and height is None:
-        return header_w, header_h
-    if width is None:
-        return max(1, round(header_w * height / header_h)), int(height)
-    if height is None:
-        return int(width), max(1, round(header_h * width / header_w))
-    return int(width), int(height)
-
-
 def decode(data: bytes, *, width: int | None = None, height: int | None = None, scale: float | None = None,
            max_gaussians: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
            gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> np.ndarray:
@@ -475,25 +478,14 @@ def decode(data: bytes, *, width: int | None = None, height: int | None = None, 
     ``max_gaussians`` decodes a coarser progressive prefix. ``max_pixels`` and ``gaussian_limit``
     are the safety limits (``None`` disables); every malformed input raises :class:`FormatError`.
     """
-    from ..render import render
+    from ..render import output_size, render
 
+    limits = _limits(max_pixels, gaussian_limit)  # refuses a NaN or malformed limit up front
     splats = decode_splats(data, max_gaussians=max_gaussians, max_pixels=max_pixels, gaussian_limit=gaussian_limit)
-    out_w, out_h = _output_size(splats.width, splats.height, width, height, scale)
-    limits = Limits(max_pixels=max_pixels, max_render_work=None if max_pixels is None else DEFAULT_MAX_RENDER_WORK)
+    out_w, out_h = output_size(splats.width, splats.height, width, height, scale)
     limits.check_pixels(out_w, out_h, "output image")
-    limits.check_render_work(render_work(splats, out_w, out_h))
-    return render(splats, width=out_w, height=out_h, max_pixels=None)  # limit checked above
-
-
-def render_work(splats: Splats, width: int, height: int) -> float:
-    """Sum over Gaussians of their 3-sigma bounding boxes clipped to a ``width`` x ``height`` output."""
-    from ..splats import CUTOFF_SIGMA
-
-    sx, sy = width / splats.width, height / splats.height
-    chol = splats.chol.astype(np.float64)
-    half_w = CUTOFF_SIGMA * np.abs(chol[:, 0]) * sx
-    half_h = CUTOFF_SIGMA * np.hypot(chol[:, 1], chol[:, 2]) * sy
-    return float(np.sum(np.minimum(2 * half_w + 2, width) * np.minimum(2 * half_h + 2, height)))
+    # The core counts the tile entries and the work before allocating them (limits.py).
+    return render(splats, width=out_w, height=out_h, max_pixels=limits.max_pixels)
 
 
 def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> GsplatInfo:
@@ -520,38 +512,6 @@ def metadata(data: bytes) -> dict[str, str | bytes]:
 
 
 # ----------------------------------------------------------------------------------- files
-def atomic_write(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
-
-    A failure leaves no partial file. With ``overwrite=False`` an existing ``path`` raises
-    :class:`FileExistsError` (checked atomically with a hard link where the OS allows it).
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".splatcodec-", suffix=".tmp", dir=directory)
-    try:
-        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if path exists: no race with a concurrent writer
-            except (AttributeError, NotImplementedError, PermissionError):  # pragma: no cover - no hard links
-                if os.path.exists(path):
-                    raise FileExistsError(path) from None
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save(path: str | os.PathLike, image: Any, *, overwrite: bool = True, **kwargs: Any) -> int:
     """:func:`encode` ``image`` and write it atomically to ``path``; returns the byte count."""
     data = encode(image, **kwargs)

@@ -30,7 +30,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from ..errors import FormatError, LimitExceededError
+from ..errors import FormatError, InvalidInputError
+# The limits live in splatcodec.limits (one home); re-exported here for the format code.
+from ..limits import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_RENDER_WORK, MAX_DIMENSION, Limits  # noqa: F401
 
 SIGNATURE = b"\x89GSPL\r\n\x1a"
 MAJOR = 1
@@ -40,45 +42,6 @@ HEADER_SIZE = HEADER.size + 4  # + CRC32
 SECTION_HEAD = struct.Struct("<4sII")
 SECTION_OVERHEAD = SECTION_HEAD.size + 4
 FLAG_REQUIRED = 1
-
-#: Default decoded-pixel limit: 2**25 px (8K UHD fits); a float32 RGB render of it is ~400 MB.
-DEFAULT_MAX_PIXELS = 1 << 25
-#: Default Gaussian-count limit; decoding allocates roughly 150 bytes per Gaussian.
-DEFAULT_MAX_GAUSSIANS = 2_000_000
-#: Default limit on rendering work: the sum over Gaussians of their 3-sigma boxes clipped to the
-#: output, in pixels. Kodak files need ~1e7; this (~8.6e9, a few minutes at worst) stops files
-#: whose few million image-sized Gaussians would keep a decoder busy for hours.
-DEFAULT_MAX_RENDER_WORK = 1 << 33
-#: Largest width or height a header may declare, whatever the limits.
-MAX_DIMENSION = 1 << 20
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Safety limits applied while reading (``None`` disables one)."""
-
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    max_gaussians: int | None = DEFAULT_MAX_GAUSSIANS
-    max_render_work: float | None = DEFAULT_MAX_RENDER_WORK
-
-    def check_pixels(self, width: int, height: int, what: str = "image") -> None:
-        if self.max_pixels is not None and width * height > self.max_pixels:
-            raise LimitExceededError(
-                f"{what} of {width}x{height} = {width * height} pixels exceeds the limit of "
-                f"{self.max_pixels} (pass max_pixels=None or a larger value to allow it)")
-
-    def check_render_work(self, work: float) -> None:
-        if self.max_render_work is not None and work > self.max_render_work:
-            raise LimitExceededError(
-                f"rendering would touch {work:.3g} Gaussian-pixel pairs, over the limit of "
-                f"{self.max_render_work:.3g} (pass max_pixels=None to lift all decode limits)")
-
-    def check_gaussians(self, count: int) -> None:
-        if self.max_gaussians is not None and count > self.max_gaussians:
-            raise LimitExceededError(
-                f"{count} Gaussians exceed the limit of {self.max_gaussians} "
-                f"(pass gaussian_limit=None or a larger value to allow it)")
-
 
 @dataclass(frozen=True)
 class Header:
@@ -105,7 +68,15 @@ def _crc(data: bytes) -> int:
 
 
 def write_file(header: Header, sections: list[tuple[bytes, bool, bytes]]) -> bytes:
-    """Serialize ``header`` (its total_length is recomputed) and ``(type, required, payload)`` sections."""
+    """Serialize ``header`` (its total_length is recomputed) and ``(type, required, payload)`` sections.
+
+    A header this package's reader would refuse (a side over MAX_DIMENSION, a count over 2^32 - 1) is
+    refused here too (:class:`InvalidInputError`), so no writer makes a file it cannot read back."""
+    if not (0 < header.width <= MAX_DIMENSION and 0 < header.height <= MAX_DIMENSION):
+        raise InvalidInputError(f"cannot store a {header.width}x{header.height} image: each side must be "
+                                f"1..{MAX_DIMENSION}")
+    if not 0 <= header.num_gaussians < 1 << 32:
+        raise InvalidInputError(f"cannot store {header.num_gaussians} Gaussians (at most 2^32 - 1)")
     body = bytearray()
     for kind, required, payload in sections:
         if len(kind) != 4 or len(payload) >= 1 << 32:
@@ -122,6 +93,9 @@ def read_header(data: bytes, limits: Limits | None = None) -> Header:
     """Parse and validate the fixed header (and the limits); does not look at the sections."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError(f"expected bytes, got {type(data).__name__}")
+    # The count-to-size limits judge the real length when the whole file is given, the declared one
+    # when only the header is (a reader deciding how much to read); a lying length is a FormatError.
+    given = len(data)
     data = bytes(data[:HEADER_SIZE]) if len(data) >= HEADER_SIZE else bytes(data)
     if len(data) < len(SIGNATURE) or data[:len(SIGNATURE)] != SIGNATURE:
         raise FormatError("not a .gsplat file (bad signature)")
@@ -143,7 +117,7 @@ def read_header(data: bytes, limits: Limits | None = None) -> Header:
     header = Header(major, minor, width, height, channels, space, count, total)
     if limits is not None:
         limits.check_pixels(width, height)
-        limits.check_gaussians(count)
+        limits.check_gaussians(count, file_bytes=total if given <= HEADER_SIZE else given)
     return header
 
 
