@@ -151,10 +151,18 @@ def test_bad_options(crop, kwargs):
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 4), np.uint8), np.zeros((4, 4, 4), np.uint8),
-                                 np.full((4, 4), np.nan), np.full((4, 4), 2.0), "text", np.zeros((4, 4), np.int32)])
+                                 np.full((4, 4), np.nan), "text", np.zeros((4, 4), np.int32)])
 def test_bad_images(bad):
     with pytest.raises(InvalidInputError):
         api.encode(bad, **FAST)
+
+
+def test_floats_outside_the_unit_range_are_clipped_with_a_warning():
+    """The one input policy (splatcodec.images): fit takes any finite floats, so encode does too and
+    clips them to [0, 1] for 8-bit storage, saying so."""
+    with pytest.warns(RuntimeWarning, match="clips"):
+        data = api.encode(np.full((4, 4), 2.0), **FAST)
+    assert api.decode(data).min() >= 250
 
 
 def test_image_pixel_limit(crop):
