@@ -2,7 +2,8 @@
 
 User mistakes (missing files, unreadable images, corrupt ``.gsplat`` data, bad option values) end
 with one ``splatcodec: error: ...`` line on stderr and a non-zero exit status, never a traceback:
-1 for errors while working, 2 for bad usage.
+1 for errors while working, 2 for bad usage, 130 after Ctrl-C (SIGINT), 143 after SIGTERM. How inputs
+are read and which outputs may be replaced: :mod:`splatcodec.cli_io`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Iterator, Sequence
 import click
 
 from .errors import SplatcodecError
+from .limits import DEFAULT_MAX_PIXELS
 
 #: File extensions a directory input contributes (case-insensitive).
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm",
@@ -27,24 +29,41 @@ class _Group(click.Group):
     """A click group whose errors are one line on stderr (no usage dump, no traceback)."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **kwargs: Any) -> Any:
+        from .cli_io import Terminated, ignore_exit_signals, install_sigterm_handler
+
+        # Signal dispositions are the process's: changed only when this is the program (args from
+        # sys.argv), not when a caller (a test, another tool) runs the CLI in its own process.
+        own_process = args is None
+        if own_process:
+            install_sigterm_handler()
+        message, code = None, 0
         try:
             rv = super().main(args=args, prog_name=prog_name or "splatcodec", standalone_mode=False, **kwargs)
+            code = rv if isinstance(rv, int) else 0
         except click.exceptions.NoArgsIsHelpError as exc:  # bare `splatcodec`: show the help
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-            sys.exit(2)
+            code = 2
         except click.UsageError as exc:
-            _fail(exc.format_message(), 2)
+            message, code = exc.format_message(), 2
         except click.ClickException as exc:
-            _fail(exc.format_message(), exc.exit_code or 1)
-        except click.Abort:
-            _fail("aborted", 1)
+            message, code = exc.format_message(), exc.exit_code or 1
+        except click.Abort as exc:
+            message, code = ("interrupted", 130) if isinstance(exc.__cause__, KeyboardInterrupt) else ("aborted", 1)
+        except KeyboardInterrupt:
+            message, code = "interrupted", 130
+        except Terminated:
+            message, code = "terminated", 143
         except SplatcodecError as exc:
-            _fail(str(exc), 1)
+            message, code = str(exc), 1
         except (OSError, MemoryError) as exc:
-            _fail(_os_message(exc), 1)
-        if isinstance(rv, int) and rv:
-            sys.exit(rv)
-        sys.exit(0)
+            message, code = _os_message(exc), 1
+        # The work is over (done or failed): a late signal must not turn the exit status into a
+        # death by signal while the interpreter shuts down.
+        if own_process:
+            ignore_exit_signals()
+        if message is not None:
+            _fail(message, code)
+        sys.exit(code)
 
 
 def _os_message(exc: BaseException) -> str:
@@ -110,20 +129,14 @@ def _plan(inputs: list[str], output: str | None, suffix: str) -> list[tuple[str,
 
 
 def _check_overwrite(pairs: list[tuple[str, str]], force: bool) -> None:
+    from .cli_io import check_output_target
+
     for src, dst in pairs:
         if dst == "-":
             continue
-        if not force and os.path.exists(dst):
-            raise click.UsageError(f"{dst} exists (use --force to overwrite)")
         if src != "-" and os.path.exists(dst) and os.path.samefile(src, dst):
             raise click.UsageError(f"refusing to overwrite the input {src}")
-
-
-def _read_input(src: str) -> bytes:
-    if src == "-":
-        return click.get_binary_stream("stdin").read()
-    with open(src, "rb") as fh:
-        return fh.read()
+        check_output_target(dst, force)
 
 
 def _write_output(dst: str, data: bytes, force: bool) -> None:
@@ -134,6 +147,9 @@ def _write_output(dst: str, data: bytes, force: bool) -> None:
         stream.write(data)
         stream.flush()
         return
+    from .cli_io import check_output_target
+
+    check_output_target(dst, force)  # again: it may have appeared or changed while we worked
     try:
         atomic_write(dst, data, overwrite=force)
     except FileExistsError:
@@ -146,7 +162,9 @@ def _write_output(dst: str, data: bytes, force: bool) -> None:
 @click.option("-q", "--quality", type=click.FloatRange(0, 100), help="0..100, higher = bigger and better [75].")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), help="Aim at this many bits per pixel.")
 @click.option("--target-psnr", type=click.FloatRange(min=0, min_open=True), help="Aim at this PSNR in dB.")
-@click.option("--gaussians", type=click.IntRange(min=1), help="Use exactly this many Gaussians.")
+@click.option("--gaussians", type=click.IntRange(min=1),
+              help="Fit this many Gaussians (at most the pixel count; on small images the stage pruning "
+                   "may store fewer).")
 @click.option("-e", "--effort", type=click.IntRange(1, 9), default=4, show_default=True,
               help="Time spent fitting, 1 (fast) .. 9 (slow, better).")
 @click.option("--levels", type=click.IntRange(1, 64), default=4, show_default=True,
@@ -159,8 +177,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
            target_psnr: float | None, gaussians: int | None, effort: int, levels: int, threads: int, seed: int,
            force: bool, quiet: bool) -> None:
     """Encode images (files, directories of images, or - for stdin) to .gsplat."""
+    from .cli_io import read_image_input
     from .codec.api import encode as encode_image
-    from .image_io import read_image
 
     if sum(x is not None for x in (quality, target_bpp, target_psnr, gaussians)) > 1 and \
             not (quality is not None and gaussians is not None and target_bpp is None and target_psnr is None):
@@ -172,7 +190,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
     with click.progressbar(pairs, label="encoding", file=sys.stderr, show_pos=True) if show \
             else _nullbar(pairs) as bar:
         for src, dst in bar:
-            pixels, metadata = read_image(io.BytesIO(_read_input(src)) if src == "-" else src)
+            pixels, metadata = read_image_input(src, max_pixels=DEFAULT_MAX_PIXELS)
             data, stats = encode_image(pixels, quality, target_bpp=target_bpp, target_psnr=target_psnr,
                                        num_gaussians=gaussians, effort=effort, levels=levels, threads=threads,
                                        seed=seed, metadata=metadata or None, return_stats=True,
@@ -233,9 +251,10 @@ class _nullbar:
 def decode(input: str, output: str | None, scale: float | None, width: int | None, height: int | None,
            max_gaussians: int | None, max_pixels: int | None, force: bool) -> None:
     """Decode a .gsplat file (or - for stdin) to an image."""
+    from .cli_io import read_gsplat
     from .codec import api
-    from .codec.container import DEFAULT_MAX_PIXELS
     from .image_io import write_image
+    from .limits import Limits
 
     if scale is not None and (width is not None or height is not None):
         raise click.UsageError("--scale cannot be combined with --width/--height")
@@ -243,8 +262,8 @@ def decode(input: str, output: str | None, scale: float | None, width: int | Non
         raise SplatcodecError(f"{input}: no such file")
     [(src, dst)] = _plan([input], output, ".png")
     _check_overwrite([(src, dst)], force)
-    data = _read_input(src)
     limit = max_pixels or DEFAULT_MAX_PIXELS
+    data = read_gsplat(src, Limits.for_decode(max_pixels=limit))
     pixels = api.decode(data, width=width, height=height, scale=scale, max_gaussians=max_gaussians, max_pixels=limit)
     buf = io.BytesIO()
     ext = "png" if dst == "-" else Path(dst).suffix.lstrip(".").lower()
@@ -262,11 +281,13 @@ def decode(input: str, output: str | None, scale: float | None, width: int | Non
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(input: str, as_json: bool) -> None:
     """Describe a .gsplat file: size, Gaussians, bpp, bits per Gaussian by attribute, version."""
+    from .cli_io import read_gsplat
     from .codec import api
+    from .limits import Limits
 
     if not os.path.exists(input) and input != "-":
         raise SplatcodecError(f"{input}: no such file")
-    facts = api.info(_read_input(input))
+    facts = api.info(read_gsplat(input, Limits.for_decode(max_pixels=None)))
     if as_json:
         click.echo(json.dumps(facts.to_dict(), indent=2))
         return
