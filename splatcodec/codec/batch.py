@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Sized
 
 from .. import _native
+from ..cancellation import CancelToken
 from ..errors import InvalidInputError, SplatcodecError
 
 if TYPE_CHECKING:  # api imports this module (re-export): import it lazily
@@ -67,13 +68,6 @@ def plan_threads(threads: int, count: int | None) -> tuple[int, int]:
     return workers, max(1, total // workers)
 
 
-def _stop_fits() -> None:
-    """Ask the native fits running now to stop at their next iteration."""
-    core = _native.core()
-    if hasattr(core, "cancel_fits"):
-        core.cancel_fits()
-
-
 def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads: int = 0,
                 prepare: Callable[[Any], Any] | None = None, **options: Any) -> Iterator[EncodeResult]:
     """Encode ``images`` on all cores; yields an :class:`EncodeResult` per image, in input order.
@@ -93,6 +87,7 @@ def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads:
     count = len(images) if isinstance(images, Sized) else None
     workers, per_image = plan_threads(threads, count)
     stop = threading.Event()
+    token = CancelToken()  # this batch's fits only: cancelling it stops no other thread's work
     from .api import encode
 
     def one(index: int, image: Any) -> EncodeResult:
@@ -101,7 +96,8 @@ def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads:
         try:
             if prepare is not None:
                 image = prepare(image)
-            data, stats = encode(image, quality, threads=per_image, return_stats=True, **options)
+            with token:
+                data, stats = encode(image, quality, threads=per_image, return_stats=True, **options)
         except Exception as exc:  # reported per image; KeyboardInterrupt etc. are not caught
             return EncodeResult(index, error=exc)
         return EncodeResult(index, data=data, stats=stats)
@@ -123,7 +119,7 @@ def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads:
         stop.set()
         for future in pending:
             future.cancel()
-        _join(pool, pending)
+        _join(pool, pending, token)
 
 
 def _result(future: Future) -> EncodeResult:
@@ -134,11 +130,12 @@ def _result(future: Future) -> EncodeResult:
             return future.result()
 
 
-def _join(pool: ThreadPoolExecutor, pending: deque[Future]) -> None:
-    """Stops the running encodes (their fits raise) and waits for every worker to end."""
+def _join(pool: ThreadPoolExecutor, pending: deque[Future], token: CancelToken) -> None:
+    """Stops the running encodes (their fits raise CancelledError) and waits for every worker to end."""
     running = [f for f in pending if not f.done()]
+    if running:
+        token.cancel()
     while running:
-        _stop_fits()  # repeated: a worker may start its next fit (re-arming the core) after a call
         wait(running, timeout=0.02)
         running = [f for f in running if not f.done()]
     pool.shutdown(wait=True)
