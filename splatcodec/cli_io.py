@@ -1,9 +1,10 @@
 """The CLI's input and output policy: bounded reads, safe targets, signals.
 
-* ``.gsplat`` inputs (files or stdin) are read header first: the 40-byte header is checked (signature,
-  CRC, size and count limits), then at most the length it declares is read, and one more byte proves
-  there is nothing after it. ``splatcodec info /dev/zero`` or ``yes | splatcodec decode -`` end at
-  once with a format error instead of reading forever.
+* ``.gsplat`` inputs (files or stdin) are read header first: a 1.0 file's 40-byte header is checked
+  (signature, CRC, size and count limits), then at most the length it declares is read, and one more
+  byte proves there is nothing after it. A compact 1.1 file declares no length: it is read to its
+  end, at most :func:`compact_bytes_cap` bytes. ``splatcodec info /dev/zero`` or
+  ``yes | splatcodec decode -`` end at once with a format error instead of reading forever.
 * Image inputs on stdin are identified from their first 64 KiB before the rest is read; the rest is
   bounded by what the declared size can need (:func:`image_bytes_cap`).
 * Output targets: an existing target is replaced only with ``--force`` and only if it is a regular
@@ -63,18 +64,36 @@ def _read_exactly(stream: BinaryIO, count: int) -> bytes:
     return b"".join(chunks)
 
 
+def compact_bytes_cap(limits: Limits) -> int | None:
+    """Most bytes read of a compact (1.1) file, which declares no length: the file-size allowance
+    plus the bytes-per-Gaussian cap times the Gaussian limit (None: no cap)."""
+    from .limits import BYTES_ALLOWANCE
+
+    if limits.max_gaussians is None or limits.max_bytes_per_gaussian is None:
+        return None
+    return int(BYTES_ALLOWANCE + limits.max_bytes_per_gaussian * limits.max_gaussians)
+
+
 def read_gsplat(src: str, limits: Limits) -> bytes:
     """The bytes of a ``.gsplat`` file or stdin (``-``), read header first (see the module doc)."""
+    if src == "-":
+        return _read_gsplat_stream(_stdin(), "stdin", limits)
+    with open(src, "rb") as fh:
+        return _read_gsplat_stream(fh, src, limits)
+
+
+def _read_gsplat_stream(stream: BinaryIO, name: str, limits: Limits) -> bytes:
+    from .codec.compact import is_compact
     from .codec.container import HEADER_SIZE, read_header
 
-    if src == "-":
-        return _read_gsplat_stream(_stdin(), "stdin", limits, read_header, HEADER_SIZE)
-    with open(src, "rb") as fh:
-        return _read_gsplat_stream(fh, src, limits, read_header, HEADER_SIZE)
-
-
-def _read_gsplat_stream(stream: BinaryIO, name: str, limits: Limits, read_header: Any, header_size: int) -> bytes:
-    head = _read_exactly(stream, header_size)
+    head = _read_exactly(stream, 3)
+    if is_compact(head):
+        cap = compact_bytes_cap(limits)
+        rest = stream.read() if cap is None else _read_exactly(stream, cap - len(head) + 1)
+        if cap is not None and len(head) + len(rest) > cap:
+            raise LimitExceededError(f"{name}: a compact .gsplat file longer than {cap} bytes")
+        return head + rest
+    head += _read_exactly(stream, HEADER_SIZE - len(head))
     try:
         header = read_header(head, limits)
     except FormatError as exc:
