@@ -188,3 +188,19 @@ def test_uncacheable_location_still_renders(tmp_path):
         NUMBA_CACHE_LOCATOR_CLASSES="numba.core.caching.UserProvidedCacheLocator")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("True")
+
+
+def test_cli_decodes_without_native_core(tmp_path):
+    out = tmp_path / "decoded.png"
+    result = _run(f"""
+        import sys
+        from splatcodec.cli import main
+        sys.argv = ["splatcodec", "decode", {GOLDEN!r}, "-o", {str(out)!r}, "--width", "48"]
+        main()
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "numba renderer" in result.stderr  # the one-time warning
+    from PIL import Image
+
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im), splatcodec.decode(open(GOLDEN, "rb").read(), width=48))

@@ -251,3 +251,26 @@ def test_other_formats_open_as_before(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Image.open(jpeg).format == "JPEG"
+
+
+def test_incremental_parser_and_file_closing(tmp_path, gsplat_v10):
+    parser = ImageFile.Parser()
+    for start in range(0, len(gsplat_v10), 100):
+        parser.feed(gsplat_v10[start:start + 100])
+    image = parser.close()
+    assert image.format == "GSPLAT"
+    np.testing.assert_array_equal(np.asarray(image), splatcodec.decode(gsplat_v10))
+    path = tmp_path / "x.gsplat"
+    path.write_bytes(gsplat_v10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        im = Image.open(path)
+        im.load()
+        assert im.fp is None  # a file Pillow opened itself is closed once the pixels are in memory
+
+
+def test_import_splatcodec_loads_no_optional_backend():
+    code = "import sys, splatcodec\nprint(sorted(m for m in ('numba', 'imageio', 'PIL.Image') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": ""})
+    assert "numba" not in result.stdout and "imageio" not in result.stdout

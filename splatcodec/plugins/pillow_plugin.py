@@ -70,8 +70,10 @@ class GsplatImageFile(ImageFile.ImageFile):
         self.info["gsplat_version"] = f"{header.major}.{header.minor}"
         self.info["gsplat_gaussians"] = header.num_gaussians
         self.info["gsplat_size"] = (header.width, header.height)  # the stored size, whatever draft() did
-        # One placeholder tile: Pillow treats an image with tiles as "not loaded yet"; load() decodes.
-        self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, self._start, None)]
+        # No tiles: load() below decodes the whole file itself. (A tile would name a Pillow decoder,
+        # and ImageFile.Parser, Pillow's incremental reader, would look for one instead of waiting
+        # for all the data and calling load().)
+        self.tile = []
 
     def draft(self, mode: str | None, size: tuple[int, int] | None) -> tuple[str, tuple[int, int, float, float]] | None:
         """Render at the smallest size >= ``size`` (aspect kept) on load; None if nothing changes."""
@@ -89,7 +91,6 @@ class GsplatImageFile(ImageFile.ImageFile):
         if (width, height) == self.size:
             return None
         self._size = (width, height)
-        self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, self._start, None)]
         return self.mode, (0, 0, float(width), float(height))
 
     def load(self) -> Any:
@@ -112,7 +113,6 @@ class GsplatImageFile(ImageFile.ImageFile):
                 self.info["icc_profile"] = icc
             self.im = Image.frombytes(self.mode, self.size, pixels.tobytes()).im
             self._decoded = True
-            self.tile = []
             if self._exclusive_fp and self._close_exclusive_fp_after_loading:
                 self.fp.close()
                 self.fp = None
