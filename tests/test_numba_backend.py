@@ -204,3 +204,15 @@ def test_cli_decodes_without_native_core(tmp_path):
 
     with Image.open(out) as im:
         np.testing.assert_array_equal(np.asarray(im), splatcodec.decode(open(GOLDEN, "rb").read(), width=48))
+
+
+def test_budget_is_counted_like_the_native_core():
+    # One Gaussian 1 px wide and the image's height: 1 tile column x 4 tile rows, and a 16-column chunk
+    # per evaluated row (64 rows): what the native bin() counts.
+    params = np.array([[8.5, 32.0, 0.2, 0.0, 12.0, 1.0]], np.float32)
+    image = numba_raster.render(params, 64, 64, max_entries=4, max_work=16 * 64)
+    assert image.any()
+    with pytest.raises(splatcodec.LimitExceededError, match="Gaussian-tile entries"):
+        numba_raster.render(params, 64, 64, max_entries=3)
+    with pytest.raises(splatcodec.LimitExceededError, match="16-column chunks"):
+        numba_raster.render(params, 64, 64, max_work=16 * 64 - 1)

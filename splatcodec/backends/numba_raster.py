@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._native import _prefer_passive_openmp_waits
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LimitExceededError
 
 # numba's default threading layer runs on libgomp, the OpenMP runtime the native core uses too: the
 # first to load it fixes its wait policy for the process, so make it the passive one (see _native).
@@ -36,6 +36,9 @@ import numba  # noqa: E402
 
 #: Rows per parallel work item (one tile row of the native core).
 BAND_ROWS = 16
+#: The native core's tile side and work-counting chunk (raster_cpu.cpp), for the same budget verdicts.
+TILE = 16
+WORK_CHUNK = 16
 #: Limits of the native core's check_raster_args (raster_cpu.cpp), kept identical.
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 31
@@ -164,14 +167,35 @@ def bin_bands(index: np.ndarray, y0: np.ndarray, y1: np.ndarray, height: int) ->
     return band_start, owner[order].astype(np.int64)
 
 
-def render(params: np.ndarray, width: int, height: int, threads: int = 0) -> np.ndarray:
+def check_budget(index: np.ndarray, x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray,
+                 max_entries: int = 0, max_work: float = 0.0) -> None:
+    """The native bin()'s budget, counted the same way (Gaussian-tile entries of 16x16 tiles, and
+    pixels evaluated in 16-column chunks), so both renderers refuse the same requests; 0: no limit.
+    Raises LimitExceededError before anything proportional to the work is allocated."""
+    if not (max_entries or max_work) or index.size == 0:
+        return
+    gx0, gx1, gy0, gy1 = x0[index], x1[index], y0[index], y1[index]
+    entries = int(((gx1 // TILE - gx0 // TILE + 1) * (gy1 // TILE - gy0 // TILE + 1)).sum())
+    work = int(((gx1 // WORK_CHUNK - gx0 // WORK_CHUNK + 1) * WORK_CHUNK * (gy1 - gy0 + 1)).sum())
+    if max_entries > 0 and entries > max_entries:
+        raise LimitExceededError(f"rendering needs {entries} Gaussian-tile entries ({entries * 12 >> 20} MiB), "
+                                 f"over the limit of {max_entries}")
+    if max_work > 0 and work > max_work:
+        raise LimitExceededError(f"rendering would evaluate {work} pixels (counted in 16-column chunks), over "
+                                 f"the limit of {int(max_work)}")
+
+
+def render(params: np.ndarray, width: int, height: int, threads: int = 0, *, max_entries: int = 0,
+           max_work: float = 0.0) -> np.ndarray:
     """Render packed Gaussians (N, 5 + C) float32 to a float32 (height, width, C) image.
 
-    The same contract as the native ``render``; ``threads`` 0 uses numba's default thread count.
+    The same contract as the native ``render``, budget included (:func:`check_budget`); ``threads``
+    0 uses numba's default thread count. Unlike the native core it cannot be interrupted midway.
     """
     channels = check_args(params, width, height)
     params = np.ascontiguousarray(params, dtype=np.float32)
     index, mx, my, inv_l11, l21, inv_l22, x0, x1, y0, y1 = prepare(params, width, height)
+    check_budget(index, x0, x1, y0, y1, max_entries, max_work)
     band_start, band_gaussians = bin_bands(index, y0, y1, height)
     colors = np.ascontiguousarray(params[:, 5:])
     out = np.zeros((height, width, channels), np.float32)
@@ -180,7 +204,7 @@ def render(params: np.ndarray, width: int, height: int, threads: int = 0) -> np.
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         _render_bands(np.ascontiguousarray(mx), np.ascontiguousarray(my), inv_l11, l21, inv_l22, x0, x1, y0, y1,
-               colors, band_start, band_gaussians, height, out)
+                      colors, band_start, band_gaussians, height, out)
     finally:
         numba.set_num_threads(previous)
     return out
