@@ -216,3 +216,21 @@ def test_budget_is_counted_like_the_native_core():
         numba_raster.render(params, 64, 64, max_entries=3)
     with pytest.raises(splatcodec.LimitExceededError, match="16-column chunks"):
         numba_raster.render(params, 64, 64, max_work=16 * 64 - 1)
+
+
+def test_budget_verdicts_match_the_native_core():
+    rng = np.random.default_rng(11)
+    params = random_scene(rng, 300, 200, 150, 3)
+    index, *_, x0, x1, y0, y1 = numba_raster.prepare(params, 200, 150)
+    for max_entries, max_work in ((50, 0.0), (10**9, 1e4), (10**9, 1e9)):
+        try:
+            _native.run("render", params, 200, 150, 0, max_entries=max_entries, max_work=max_work)
+            native = "ok"
+        except splatcodec.LimitExceededError as exc:
+            native = str(exc)
+        try:
+            numba_raster.render(params, 200, 150, max_entries=max_entries, max_work=max_work)
+            ours = "ok"
+        except splatcodec.LimitExceededError as exc:
+            ours = str(exc)
+        assert ours == native

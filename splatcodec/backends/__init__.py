@@ -58,12 +58,13 @@ def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0,
     """Render packed (N, 5 + C) float32 Gaussians to float32 (height, width, C) with :func:`backend`
     (``uint8``: converted as :func:`splatcodec.render.to_uint8` does). The native core checks the
     budget (``max_entries`` tile entries, ``max_work`` evaluations; 0: none, see splatcodec.limits)
-    before allocating and is cancellable (Ctrl-C, CancelToken); the numba renderer is neither."""
+    before allocating and is cancellable (Ctrl-C, CancelToken); the numba renderer checks the same
+    budget, counted the same way, but cannot be interrupted midway."""
     if backend() == "native":
         return _native.run("render_u8" if uint8 else "render", params, width, height, threads,
                            max_entries=max_entries, max_work=max_work)
     from ..render import to_uint8
     from . import numba_raster
 
-    image = numba_raster.render(params, width, height, threads)
+    image = numba_raster.render(params, width, height, threads, max_entries=max_entries, max_work=max_work)
     return to_uint8(image) if uint8 else image

@@ -138,6 +138,8 @@ def prepare(params: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ..
         fx0, fx1 = np.ceil(mx - ex - 0.5), np.floor(mx + ex - 0.5)
         fy0, fy1 = np.ceil(my - ey - 0.5), np.floor(my + ey - 0.5)
         usable &= ~((fx1 < 0.0) | (fy1 < 0.0) | (fx0 > width - 1.0) | (fy0 > height - 1.0))
+        # A box with no pixel centre (a tiny Gaussian between centres): bin() lists it in no tile.
+        usable &= (fx0 <= fx1) & (fy0 <= fy1)
     index = np.flatnonzero(usable)
     n = p.shape[0]
     x0, x1, y0, y1 = (np.zeros(n, np.int64) for _ in range(4))
