@@ -127,14 +127,16 @@ def test_decode_peak_memory_is_a_small_multiple_of_the_output(tmp_path: Path) ->
     splats = sc.Splats([[4096.0, 2048.0]], [[900.0, 0.0, 900.0]], [[0.5, 0.3, 0.8]], 8192, 4096)
     path.write_bytes(api.encode_splats(splats, levels=1))
     result = _run(f"""
-        import resource
         from splatcodec.codec import api
+
+        def peak():  # this process's RSS high-water mark (ru_maxrss would include the parent's)
+            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+
         data = open({str(path)!r}, "rb").read()
         api.decode(data, width=64)  # warm-up: imports and the core loaded before measuring
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = peak()
         pixels = api.decode(data)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(pixels.nbytes, (after - before) * 1024)
+        print(pixels.nbytes, peak() - before)
     """)
     assert result.returncode == 0, result.stderr
     output, growth = map(int, result.stdout.split())
@@ -163,3 +165,29 @@ def test_writers_refuse_what_readers_refuse() -> None:
     data = api.encode_splats(wide)
     assert api.info(data).width == 1 << 16
     assert api.decode(data, width=64).shape == (1, 64, 1)
+
+
+def test_junk_after_the_entropy_models_is_refused() -> None:
+    """Issue 12, item 10: bytes after the QUNT models were accepted (and unpacked 8x)."""
+    import struct
+
+    from splatcodec.codec import bitstream, container
+    from splatcodec.errors import FormatError
+
+    data = api.encode_splats(_bomb(40, 64, (3.0, 0.0, 3.0)), levels=1)
+    header = container.read_header(data)
+    sections = container.read_sections(data, header, bitstream.KNOWN_SECTIONS)
+    qunt = sections[0].payload
+    # QUNT: depths (4 + C bytes), ranges (8 (5 + C)), u16 group count, u32 sizes, u32 blob length, blob.
+    channels = header.channels
+    at = 4 + channels + 8 * (5 + channels)
+    (groups,) = struct.unpack_from("<H", qunt, at)
+    at += 2 + 4 * groups
+    (blob_len,) = struct.unpack_from("<I", qunt, at)
+    assert at + 4 + blob_len == len(qunt)
+    assert api.decode_splats(data).num_gaussians == 40
+    for junk in (b"\x00", b"\x00" * 64, b"\xff" * 1000):
+        payload = qunt[:at] + struct.pack("<I", blob_len + len(junk)) + qunt[at + 4:] + junk
+        parts = [(s.type, s.required, payload if k == 0 else s.payload) for k, s in enumerate(sections)]
+        with pytest.raises(FormatError, match="trailing"):
+            api.decode_splats(container.write_file(header, parts))

@@ -190,6 +190,7 @@ def _read_qunt(payload: bytes, header: Header) -> tuple[BitDepths, np.ndarray, l
     cur.done()
     attr_bits = [scale, scale, shear, *color]
     models = [StreamModel.read(reader, b) for b in attr_bits]
+    reader.finish()  # junk after the models would be parsed for nothing (and was accepted)
     return bits, ranges, sizes, models
 
 
@@ -250,7 +251,9 @@ def parse(data: bytes, limits: Limits) -> "Parsed | compact.CompactFile":
 def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[StreamModel]):
     cur = _Cursor(payload, "GRUP")
     (blob_len,) = cur.unpack("<H")
-    len_model = StreamModel.read(BitReader(cur.take(blob_len)), _GAP_LEN_BITS, allow_delta=False)
+    reader = BitReader(cur.take(blob_len))
+    len_model = StreamModel.read(reader, _GAP_LEN_BITS, allow_delta=False)
+    reader.finish()
     if len(len_model.counts) > 2 * bits.pos + 1 or len_model.shift:
         raise FormatError("GRUP gap model does not fit the position bit depth")
     dec = StreamDecoder(payload[cur.pos:])

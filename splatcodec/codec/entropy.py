@@ -56,20 +56,33 @@ class BitWriter:
 
 
 class BitReader:
-    """Counterpart of :class:`BitWriter`; reading past the end raises :class:`FormatError`."""
+    """Counterpart of :class:`BitWriter`; reading past the end raises :class:`FormatError`.
+
+    Bits are read from the bytes as they are (no 8x unpacked copy: a large blob costs its own size).
+    """
 
     def __init__(self, data: bytes) -> None:
-        self._bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+        self._data = bytes(data)
+        self._size = 8 * len(self._data)
         self._pos = 0
 
     def read(self, nbits: int) -> int:
-        if self._pos + nbits > self._bits.size:
+        if self._pos + nbits > self._size:
             raise FormatError("entropy model header is truncated")
         value = 0
-        for bit in self._bits[self._pos:self._pos + nbits]:
-            value = (value << 1) | int(bit)
+        data = self._data
+        for k in range(self._pos, self._pos + nbits):
+            value = (value << 1) | ((data[k >> 3] >> (7 - (k & 7))) & 1)
         self._pos += nbits
         return value
+
+    def finish(self) -> None:
+        """Refuses anything after the last value but the zero padding of its final byte
+        (:class:`BitWriter` writes nothing else)."""
+        if self._size - self._pos >= 8:
+            raise FormatError(f"entropy model header has {(self._size - self._pos) // 8} unexpected trailing bytes")
+        if self._pos < self._size and self.read(self._size - self._pos):
+            raise FormatError("entropy model header has non-zero padding bits")
 
     def read_gamma(self, max_bits: int = 32) -> int:
         zeros = 0
