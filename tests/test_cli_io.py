@@ -115,3 +115,12 @@ def test_tiny_images_encode_with_defaults(tmp_path: Path) -> None:
         result = _cli("encode", str(src), "-o", str(tmp_path / "out.gsplat"), "--force", "--quiet")
         assert result.returncode == 0, result.stderr
         assert api.decode((tmp_path / "out.gsplat").read_bytes()).shape[:2] == (size[1], size[0])
+
+
+def test_load_reads_header_first() -> None:
+    from splatcodec.errors import FormatError
+
+    start = time.perf_counter()
+    with pytest.raises(FormatError, match="bad signature"):
+        api.load("/dev/zero")
+    assert time.perf_counter() - start < 10

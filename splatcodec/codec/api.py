@@ -520,7 +520,10 @@ def save(path: str | os.PathLike, image: Any, *, overwrite: bool = True, **kwarg
 
 
 def load(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
-    """Read a ``.gsplat`` file and :func:`decode` it (same keyword arguments)."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    return decode(data, **kwargs)
+    """Read a ``.gsplat`` file and :func:`decode` it (same keyword arguments). The file is read
+    header first and then to the length it declares (splatcodec.cli_io), so a device or an endless
+    file is refused instead of read into memory."""
+    from ..cli_io import read_gsplat
+
+    limits = _limits(kwargs.get("max_pixels", DEFAULT_MAX_PIXELS), kwargs.get("gaussian_limit", DEFAULT_MAX_GAUSSIANS))
+    return decode(read_gsplat(os.fspath(path), limits), **kwargs)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InvalidInputError, SplatcodecError
+from ..validation import check_int
 from .images import IMAGE_EXTENSIONS
 from .shard import PARTIAL_SUFFIX, STATS_SUFFIX, FolderShard, is_done
 
@@ -70,8 +71,7 @@ def plan(input: str | os.PathLike, output: str | os.PathLike, *, shard_size: int
         tars = sorted(p for p in src.iterdir() if p.is_file() and p.name.endswith(".tar"))
     if tars:
         return [Job(i, t.name, str(t), str(out / t.name), _img2dataset_count(t)) for i, t in enumerate(tars)]
-    if not isinstance(shard_size, int) or shard_size < 1:
-        raise InvalidInputError(f"shard_size must be a positive integer, got {shard_size!r}")
+    check_int("shard_size", shard_size, minimum=1)
     files = sorted(p for p in src.rglob("*") if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(src).parts))
     if not files:
