@@ -133,9 +133,21 @@ def test_save_converts_modes_as_the_cli(crop, mode, stored):
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "PA"])
-def test_save_refuses_alpha(crop, mode):
-    image = Image.fromarray(crop).convert(mode)
-    with pytest.raises(UnsupportedModeError, match="no alpha") as info:
+def test_save_composites_alpha_over_white_like_encode(crop, mode):
+    # The package's one input policy (splatcodec.images): what encode(PIL image) and the CLI do.
+    rgba = Image.fromarray(crop).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
+    image = rgba.convert(mode)
+    out = io.BytesIO()
+    image.save(out, format="GSPLAT", num_gaussians=50, effort=1)
+    assert out.getvalue() == splatcodec.encode(image, num_gaussians=50, effort=1)
+    with Image.open(out) as im:
+        assert im.mode == ("L" if mode == "LA" else "RGB")
+
+
+def test_save_refuses_float_images(crop):
+    image = Image.fromarray(crop[..., 0].astype(np.float32) / 255, mode="F")
+    with pytest.raises(UnsupportedModeError, match="mode F") as info:
         image.save(io.BytesIO(), format="GSPLAT")
     assert isinstance(info.value, OSError) and isinstance(info.value, splatcodec.InvalidInputError)
 

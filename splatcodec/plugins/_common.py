@@ -18,8 +18,6 @@ MAX_COMPACT_BYTES = 1 << 26
 #: Keyword arguments of the plugins' save/write that go to :func:`splatcodec.encode`.
 ENCODE_OPTIONS = ("quality", "target_bpp", "target_psnr", "num_gaussians", "effort", "levels", "seed",
                   "threads", "max_pixels")
-#: Modes with an alpha channel, which the model cannot store.
-ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _CHUNK = 1 << 20
 
 
@@ -33,8 +31,8 @@ class TruncatedFileError(CorruptFileError):
 
 
 class UnsupportedModeError(InvalidInputError, OSError):
-    """An image mode the codec cannot store (alpha): our :class:`InvalidInputError`, and the ``OSError``
-    Pillow raises for "cannot write mode ... as ..."."""
+    """An image mode the input policy refuses (``F``): our :class:`InvalidInputError`, and the
+    ``OSError`` Pillow raises for "cannot write mode ... as ..."."""
 
 
 def has_signature(prefix: bytes) -> bool:
@@ -89,22 +87,22 @@ def encode_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def pil_for_encoding(im: Any) -> tuple[np.ndarray, dict[str, bytes | str]]:
-    """A PIL image as the pixels and metadata :func:`splatcodec.encode` takes.
+    """A PIL image as the uint8 pixels and metadata :func:`splatcodec.encode` takes.
 
-    Modes convert as the CLI's reader does (:mod:`splatcodec.image_io`: ``1`` -> gray, palette -> RGB
-    or gray, 16-bit -> ``round(v / 257)``, CMYK/YCbCr/LAB/HSV -> RGB, ``F`` refused), except that
-    images with alpha are refused (:class:`UnsupportedModeError`) rather than composited; the ICC
+    The package's one input policy applies (:mod:`splatcodec.images`, as for ``encode(PIL image)``
+    and the CLI): EXIF orientation first; ``1`` -> gray, palette -> RGB or gray, 16-bit -> ``round(v /
+    257)``, CMYK/YCbCr/LAB/HSV -> RGB; alpha (``RGBA``, ``LA``, ``PA``, palette transparency)
+    composited over white. A mode it refuses (``F``) raises :class:`UnsupportedModeError`. The ICC
     profile, if any, travels in the file's metadata.
     """
-    from ..image_io import pil_to_array
+    from ..errors import LimitExceededError
+    from ..images import to_uint8_image
 
-    transparent_palette = im.mode == "P" and ("transparency" in im.info or
-                                              (im.palette is not None and im.palette.mode == "RGBA"))
-    if im.mode in ALPHA_MODES or transparent_palette:
-        raise UnsupportedModeError(
-            f"cannot write mode {im.mode}{' with transparency' if transparent_palette else ''} as GSPLAT: "
-            "the model has no alpha channel; im.convert('RGB') drops it, or composite onto a background "
-            "first (the splatcodec CLI composites over white)")
-    pixels = pil_to_array(im)
+    try:
+        pixels = to_uint8_image(im)
+    except LimitExceededError:
+        raise
+    except InvalidInputError as exc:
+        raise UnsupportedModeError(f"cannot write mode {im.mode} as GSPLAT: {exc}") from None
     icc = im.info.get("icc_profile")
     return pixels, ({"icc": bytes(icc)} if icc else {})

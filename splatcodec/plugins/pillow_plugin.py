@@ -21,7 +21,8 @@ Register with :func:`splatcodec.register_pillow` (or import ``splatcodec.plugins
   previews never render the full size. ``mode`` is ignored (the stored channels are decoded).
 * ``im.save("x.gsplat", quality=..., target_bpp=..., target_psnr=..., effort=...)`` encodes (also
   ``num_gaussians``, ``levels``, ``seed``, ``threads``, ``max_pixels``); see
-  :func:`splatcodec.plugins._common.pil_for_encoding` for how modes convert (alpha is refused).
+  :func:`splatcodec.plugins._common.pil_for_encoding` for how modes convert (the package's one input
+  policy: alpha composited over white, mode ``F`` refused).
 """
 from __future__ import annotations
 
