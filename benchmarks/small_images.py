@@ -6,7 +6,8 @@
 Part 1, CIFAR-10 *test* images (32x32, 20 per class): every codec runs each setting on every image;
 a setting's point is (mean bytes, mean PSNR over the images), and PSNR at a target mean size is
 interpolated between settings linearly in log(bytes). Pillow: WebP (method 6), JPEG (4:2:0) and AVIF
-where this Pillow has it; splatcodec: Gaussian counts at effort 4, one thread per encode.
+(speed 0) where this Pillow has it; splatcodec: Gaussian counts at effort 4, one thread per encode,
+with the default 4 progressive groups and with ``levels=1`` (no group order to store: ~4 % smaller).
 
 Part 2, 224x224 centre crops of Flickr8k files 250..499 (never used for priors): each crop at
 400/900/1600 Gaussians with this encoder and with today's 1.0 path (``--legacy`` switches: 1.0 grid,
@@ -45,16 +46,17 @@ def _pillow(fmt: str, **opts) -> Callable[[np.ndarray, int], tuple[int, np.ndarr
     return run
 
 
-def _splat(effort: int) -> Callable[[np.ndarray, int], tuple[int, np.ndarray]]:
+def _splat(effort: int, levels: int) -> Callable[[np.ndarray, int], tuple[int, np.ndarray]]:
     def run(image: np.ndarray, count: int) -> tuple[int, np.ndarray]:
-        data = api.encode(image, num_gaussians=count, effort=effort, threads=1)
+        data = api.encode(image, num_gaussians=count, effort=effort, threads=1, levels=levels)
         return len(data), api.decode(data)
     return run
 
 
 def codecs(quick: bool) -> dict[str, tuple[Callable, tuple[int, ...]]]:
     q = (0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90) if not quick else (10, 50)
-    out = {"splatcodec": (_splat(4), SPLAT_COUNTS if not quick else (16, 32)),
+    counts = SPLAT_COUNTS if not quick else (16, 32)
+    out = {"splatcodec": (_splat(4, 4), counts), "splatcodec levels=1": (_splat(4, 1), counts),
            "WebP m6": (_pillow("WEBP", method=6), q),
            "JPEG": (_pillow("JPEG"), tuple(max(v, 1) for v in q))}
     if features.check("avif"):
@@ -89,7 +91,7 @@ def cifar(count_per_class: int, quick: bool) -> None:
             table.setdefault(name, []).append((float(np.mean(sizes)), float(np.mean(quality))))
         cpu = (time.process_time() - start) / (len(values) * len(images))
         pts = ", ".join(f"{v}: {b:.0f} B {p:.2f} dB" for v, (b, p) in zip(values, table[name]))
-        print(f"{name:11s} {cpu * 1e3:7.1f} ms CPU/encode+decode | {pts}")
+        print(f"{name:19s} {cpu * 1e3:7.1f} ms CPU/encode+decode | {pts}")
     print()
     print("| codec | " + " | ".join(f"PSNR at {t} B" for t in TARGET_BYTES) + " |")
     print("|---|" + "---:|" * len(TARGET_BYTES))

@@ -343,6 +343,10 @@ except ImportError as _missing:  # the extra is not installed: the command says 
                           context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 main.add_command(_clip)
 
+from .priors_cli import train_priors  # noqa: E402  (its own module; heavy imports stay lazy)
+
+main.add_command(train_priors)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -14,7 +14,7 @@ from splatcodec.codec import api, bitstream, compact, container, formats
 from splatcodec.codec.container import Limits
 from splatcodec.codec.priors import Priors, builtin, fixed_ranges
 from splatcodec.codec.quantize import BitDepths, dequantize, quantize
-from splatcodec.codec.rangecoder import RangeDecoder, RangeEncoder, Table, build_table
+from splatcodec.codec.rangecoder import MAX_OVERRUN, RangeDecoder, RangeEncoder, Table, build_table
 from splatcodec.errors import FormatError, LimitExceededError
 from splatcodec.splats import Splats
 
@@ -63,13 +63,13 @@ def test_range_coder_round_trip_and_size():
             enc.encode_raw(v, w)
             ideal += -np.log2(table.freq[s] / 65536) + w
         data = enc.finish()
-        assert not data.endswith(b"\x00")
+        assert not data.endswith(b"\x00") or data.endswith(bytes(MAX_OVERRUN))
         assert len(data) <= ideal / 8 + 3, (trial, len(data), ideal / 8)
         dec = RangeDecoder(data)
         for s, (w, v) in zip(symbols, raws):
             assert dec.decode(table) == s
             assert dec.decode_raw(w) == v
-        assert dec.overrun <= 4
+        assert dec.overrun <= MAX_OVERRUN
 
 
 def test_range_coder_bytes_are_pinned():
@@ -84,6 +84,20 @@ def test_range_coder_bytes_are_pinned():
 
 
 RANGE_CODER_PIN = "32e2afec"
+
+
+def test_streams_ending_in_zero_bytes_decode():
+    """The flush leaves >= 3 zero bytes, more when the coded bytes before them are zeros too: the decoder
+    reads exactly the bytes the encoder dropped (it failed on 1 of 200 CIFAR images when it allowed 4)."""
+    table = build_table([1] * 256)
+    for run in (0, 1, 3, 5, 12, 40):
+        enc = RangeEncoder()
+        for s in [7] * 5 + [0] * run:  # symbol 0 of a uniform table emits zero bytes
+            enc.encode(s, table)
+        data = enc.finish()
+        dec = RangeDecoder(data)
+        assert [dec.decode(table) for _ in range(5 + run)] == [7] * 5 + [0] * run
+        assert dec.overrun <= MAX_OVERRUN
 
 
 def test_range_decoder_rejects_values_outside_the_interval():
@@ -237,3 +251,63 @@ def test_small_encodes_are_1_1_and_large_ones_keep_1_0():
     with_meta = api.encode(img, num_gaussians=32, effort=1, threads=1, metadata={"comment": "x"})
     assert with_meta[:8] == container.SIGNATURE  # metadata needs 1.0's META section
     assert formats.compact_grid(768, 512, 5000, 3, None) is None
+
+
+# ------------------------------------------------------------------------------ dataset priors
+def _trained() -> Priors:
+    from splatcodec.codec.priors_train import train
+
+    return train([_quantized(_random_splats(60, 3, seed=s)) for s in range(5)])
+
+
+def test_dataset_priors_round_trip_and_are_required():
+    priors = _trained()
+    assert priors.digest() != builtin().digest()
+    q = _quantized(_random_splats(40, 3, seed=9))
+    data = compact.write(q, priors)[0]
+    assert data[3] & 0x20 and len(data) <= len(compact.write(q)[0]) + 4 + 16
+    with pytest.raises(FormatError, match="dataset priors " + priors.ident().hex()):
+        api.decode_splats(data)
+    with pytest.raises(FormatError, match="needs dataset priors"):
+        api.decode_splats(data, priors=builtin())
+    got = api.decode_splats(data, priors=priors)
+    np.testing.assert_array_equal(got.xy, dequantize(q).xy)
+    assert api.decode_splats(data, priors=priors.to_bytes()).num_gaussians == 40
+    assert api.info(data, priors=priors).num_gaussians == 40
+
+
+def test_priors_files_load_and_refuse_garbage(tmp_path):
+    from splatcodec.codec.priors import load
+
+    priors = _trained()
+    path = tmp_path / "p.bin"
+    path.write_bytes(priors.to_bytes())
+    assert load(path).digest() == priors.digest() == load(str(path)).digest()
+    for bad in (b"", b"GSPR", priors.to_bytes()[:-1], b"XXXX" + priors.to_bytes()[4:]):
+        with pytest.raises(FormatError):
+            load(bad)
+    with pytest.raises(FormatError):
+        load(tmp_path / "missing.bin")
+
+
+def test_train_priors_command_and_encode_with_them(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from splatcodec.cli import main
+
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        img = (rng.random((16, 16, 3)) * 80 + np.linspace(0, 160, 16)[:, None, None]).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / f"i{k}.png")
+    out = tmp_path / "priors.bin"
+    result = CliRunner().invoke(main, ["train-priors", str(tmp_path), "-o", str(out), "-g", "12", "-e", "1",
+                                       "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "from 3 images" in result.output and out.exists()
+    img = np.asarray(Image.open(tmp_path / "i0.png"))
+    data = api.encode(img, num_gaussians=12, effort=1, threads=1, priors=out)
+    assert compact.is_compact(data) and data[3] & 0x20
+    assert api.decode(data, priors=out).shape == img.shape
+    with pytest.raises(FormatError):
+        api.decode(data)

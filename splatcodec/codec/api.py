@@ -21,6 +21,7 @@ from ..limits import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, Limits
 from ..splats import Splats
 from ..validation import check_int, check_number
 from . import bitstream, formats
+from .priors import load as load_priors
 from .quantize import BitDepths, dequantize, group_sizes_for, quantize
 from .batch import EncodeResult, encode_batch, iter_encode  # noqa: F401  (re-exported; see batch.py)
 
@@ -123,12 +124,25 @@ def _check_effort(effort: int) -> int:
 STAGE_FIT_OPTIONS: dict[str, Any] = dict(prune_every=25, prune_threshold=0.02, prune_until=0.7, densify=True)
 
 
-def _iterations(effort: int) -> tuple[int, int]:
+#: Images with more than TINY_IMAGE_PIXELS and at most SHORT_SCHEDULE_PIXELS pixels (thumbnails such as
+#: 224x224) fit with half the iterations (:func:`_iterations`); SCALED_SCHEDULE = False restores the
+#: full schedule everywhere (benchmarks compare against it).
+TINY_IMAGE_PIXELS = 1 << 12
+SHORT_SCHEDULE_PIXELS = 1 << 18
+SCALED_SCHEDULE = True
+
+
+def _iterations(effort: int, pixels: int = 0) -> tuple[int, int]:
     """(fit iterations per coarse-to-fine stage, refinement iterations) for an effort level.
 
     Measured on 256x256 Kodak crops (kodim01, kodim23; quality 45 and 72): 800 iterations per stage
     match 1500 within the fits' noise (+-0.3 dB), 500 lose ~0.2 dB, 300 ~0.3 dB; see docs/codec.md.
+    On 224x224 Flickr8k crops at 400 Gaussians (effort 4) half the schedule (400 + 150) takes half
+    the time and loses 0.09 dB at equal bytes (300 + 100: -0.23 dB); on 32x32 images it would lose
+    0.21 dB while the full schedule already takes ~45 ms, so images up to 64x64 keep it.
     """
+    if SCALED_SCHEDULE and TINY_IMAGE_PIXELS < pixels <= SHORT_SCHEDULE_PIXELS:
+        return 75 * effort + 100, 25 * effort + 50
     return 150 * effort + 200, 50 * effort + 100
 
 
@@ -244,13 +258,13 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
 
 
 def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: int, seed: int, threads: int,
-              metadata, fit_kwargs: dict,
-              progress: Progress = _no_progress) -> tuple[bytes, float, dict[str, float], int]:
+              metadata, fit_kwargs: dict, progress: Progress = _no_progress,
+              priors: Any = None) -> tuple[bytes, float, dict[str, float], int]:
     """One fit + quantization-aware refinement + coding at ``n`` Gaussians. Returns (data, psnr, bits, N)."""
     from ..fitting import fit  # the native core; imported lazily so the format code works without it
     from ..render import render
 
-    iters, refine = _iterations(effort)
+    iters, refine = _iterations(effort, pixels.shape[0] * pixels.shape[1])
     splats, groups = _fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress)
     h, w = pixels.shape[:2]
     grid = formats.compact_grid(w, h, splats.num_gaussians, len(bits.color), metadata)  # None: 1.0 grid
@@ -265,7 +279,7 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
                     lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes, ranges=grid)
-    data, stream_bits = formats.write_best(q, metadata)
+    data, stream_bits = formats.write_best(q, metadata, priors)
     steps = len(group_sizes_for(n, max(levels, FIT_STAGES))) + 2
     progress(steps, steps, "quantized and coded")
     from ..metrics import psnr
@@ -278,7 +292,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
            bits: BitDepths | None = None, levels: int = DEFAULT_LEVELS, seed: int = 0, threads: int = 0,
            metadata: dict[str, str | bytes] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
            return_stats: bool = False, fit_kwargs: dict | None = None,
-           progress: Progress | None = None) -> bytes | tuple[bytes, EncodeStats]:
+           progress: Progress | None = None, priors: Any = None) -> bytes | tuple[bytes, EncodeStats]:
     """Compress an image into ``.gsplat`` bytes.
 
     Args:
@@ -302,6 +316,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
             override :data:`STAGE_FIT_OPTIONS` (e.g. ``{"densify": False, "prune_every": 0}``).
         progress: called as ``progress(step, total, label)`` after each fitting step (per attempt
             of the rate search; ``step`` restarts at 1 for each attempt).
+        priors: dataset priors (``splatcodec train-priors``; a path, bytes or ``Priors``) for 1.1
+            files: they name the priors by id, and decoding them needs the same priors.
     """
     from ..images import to_uint8_image
 
@@ -325,6 +341,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         bits.validate(channels)
     levels = check_int("levels", levels, minimum=1, maximum=bitstream.MAX_GROUPS)
     metadata = _check_metadata(metadata)
+    priors = None if priors is None else load_priors(priors)
     fit_kwargs = _check_fit_kwargs(fit_kwargs)
     pixels_count = w * h
 
@@ -333,7 +350,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         if bits is None and formats.compact_grid(w, h, n, channels, metadata) is not None:
             depths = formats.compact_depths(depths)  # the 1.1 grid's fixed ranges need finer steps
         data, p, stream_bits, n_final = _compress(pixels, n, depths, effort, levels, seed, threads, metadata,
-                                                  fit_kwargs, progress or _no_progress)
+                                                  fit_kwargs, progress or _no_progress, priors)
         attempts.append((n, len(data), p))
         return data, p, stream_bits, n_final
 
@@ -444,11 +461,12 @@ def _as_bytes(data: Any) -> bytes:
 
 
 def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                  gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> Splats:
+                  gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None) -> Splats:
     """The (dequantized) Gaussians of a ``.gsplat`` stream, in file order.
 
     ``max_gaussians`` keeps a coarser prefix: every progressive group that fits completely, then a
     spatially even subsample of the next group; only the groups needed are range-decoded.
+    ``priors``: the dataset priors a file was encoded with (path, bytes or ``Priors``), if any.
     """
     parsed = bitstream.parse(_as_bytes(data), _limits(max_pixels, gaussian_limit))
     n_total = parsed.header.num_gaussians
@@ -457,7 +475,7 @@ def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: 
     keep = n_total if max_gaussians is None else min(int(max_gaussians), n_total)
     ends = np.cumsum(parsed.group_sizes)
     groups = int(np.searchsorted(ends, keep, side="left")) + 1 if keep else 0
-    q = bitstream.read(parsed, max_groups=groups)
+    q = bitstream.read(parsed, max_groups=groups, priors=None if priors is None else load_priors(priors))
     splats = dequantize(q)
     if splats.num_gaussians > keep:
         full = int(ends[groups - 2]) if groups > 1 else 0
@@ -471,7 +489,7 @@ def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: 
 
 def decode(data: bytes, *, width: int | None = None, height: int | None = None, scale: float | None = None,
            max_gaussians: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> np.ndarray:
+           gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None) -> np.ndarray:
     """Decode ``.gsplat`` bytes to a uint8 image, (H, W, C) with C = 1 or 3.
 
     ``width``/``height`` (one keeps the aspect ratio) or ``scale`` render at another resolution;
@@ -481,22 +499,24 @@ def decode(data: bytes, *, width: int | None = None, height: int | None = None, 
     from ..render import output_size, render
 
     limits = _limits(max_pixels, gaussian_limit)  # refuses a NaN or malformed limit up front
-    splats = decode_splats(data, max_gaussians=max_gaussians, max_pixels=max_pixels, gaussian_limit=gaussian_limit)
+    splats = decode_splats(data, max_gaussians=max_gaussians, max_pixels=max_pixels, gaussian_limit=gaussian_limit,
+                           priors=priors)
     out_w, out_h = output_size(splats.width, splats.height, width, height, scale)
     limits.check_pixels(out_w, out_h, "output image")
     # The core counts the tile entries and the work before allocating them (limits.py).
     return render(splats, width=out_w, height=out_h, max_pixels=limits.max_pixels)
 
 
-def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS) -> GsplatInfo:
+def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None) -> GsplatInfo:
     """Describe a ``.gsplat`` stream: size, Gaussians, bpp, bit depths and coded bits per attribute."""
     data = _as_bytes(data)
     parsed = bitstream.parse(data, _limits(None, gaussian_limit))
     h = parsed.header
-    q = bitstream.read(parsed)
+    priors = None if priors is None else load_priors(priors)
+    q = bitstream.read(parsed, priors=priors)
     # Re-coding the decoded symbols with the file's settings reproduces the per-stream split exactly
     # for files this encoder wrote (the models are a deterministic function of the symbols).
-    stream_bits = bitstream.stream_bits(parsed, q)
+    stream_bits = bitstream.stream_bits(parsed, q, priors)
     n = max(h.num_gaussians, 1)
     b = parsed.bits
     depths = {"position": b.pos, "scale": b.scale, "shear": b.shear, "color": list(b.color)}

@@ -273,10 +273,13 @@ def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[Stream
     return qx, qy, attrs
 
 
-def read(parsed: "Parsed | compact.CompactFile", max_groups: int | None = None) -> Quantized:
-    """Range-decode the first ``max_groups`` groups (all by default) into a :class:`Quantized`."""
+def read(parsed: "Parsed | compact.CompactFile", max_groups: int | None = None, priors=None) -> Quantized:
+    """Range-decode the first ``max_groups`` groups (all by default) into a :class:`Quantized`.
+
+    ``priors``: dataset priors for 1.1 files that name them (see ``compact.read``).
+    """
     if isinstance(parsed, compact.CompactFile):
-        return compact.read(parsed, max_groups)
+        return compact.read(parsed, max_groups, priors)
     h = parsed.header
     ngroups = len(parsed.group_sizes) if max_groups is None else min(max_groups, len(parsed.group_sizes))
     parts = [_read_group(parsed.groups[g], parsed.group_sizes[g], parsed.bits, parsed.models) for g in range(ngroups)]
@@ -288,9 +291,9 @@ def read(parsed: "Parsed | compact.CompactFile", max_groups: int | None = None) 
                      qx, qy, qa.reshape(-1, nattr))
 
 
-def stream_bits(parsed: "Parsed | compact.CompactFile", q: Quantized) -> dict[str, float]:
+def stream_bits(parsed: "Parsed | compact.CompactFile", q: Quantized, priors=None) -> dict[str, float]:
     """Coded bits per stream of a parsed file whose Gaussians are ``q`` (re-codes them; for ``info``)."""
     if isinstance(parsed, compact.CompactFile):
-        cost = compact.cost_of(q)
+        cost = compact.cost_of(q, priors if parsed.priors_id else None)
         return {**cost.bits, "header+models": 8.0 * parsed.header.total_length - cost.total}
     return write(q, parsed.metadata or None)[1].bits

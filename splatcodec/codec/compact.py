@@ -4,9 +4,11 @@ Layout (normative description in docs/format.md, "Version 1.1")::
 
     89 47            magic ("\\x89G")
     11               version byte: major << 4 | minor
-    flags            bit 0: YCbCr (3 channels) / gray; bits 1-3: levels - 1; bit 4: explicit groups
+    flags            bit 0: YCbCr (3 channels) / gray; bits 1-3: levels - 1; bit 4: explicit groups;
+                     bit 5: dataset priors
     depth nibbles    pos-1 | scale-1, shear-1 | colour0-1 [, colour1-1 | colour2-1]
     varint W - 1, varint H - 1, varint N
+    [4 bytes: the dataset priors' id, the first bytes of their SHA-256]   (only with flag bit 5)
     [varint G, then G - 1 varints: group sizes]      (only with flag bit 4)
     payload          range-coded Gaussians (rangecoder.py), models from priors.py
     CRC-16           binascii.crc_hqx(everything before, 0), little-endian
@@ -25,9 +27,9 @@ import numpy as np
 
 from ..errors import FormatError
 from .container import MAX_DIMENSION, Header, Limits
-from .priors import MAX_ATTRIBUTE_BITS, Priors, builtin, context, fixed_ranges, ref_index
+from .priors import ID_BYTES, MAX_ATTRIBUTE_BITS, Priors, builtin, context, fixed_ranges, ref_index
 from .quantize import COLOR_GRAY, COLOR_YCBCR, BitDepths, Quantized, group_sizes_for, morton_decode, morton_encode
-from .rangecoder import TABLE_BITS, RangeDecoder, RangeEncoder
+from .rangecoder import MAX_OVERRUN, TABLE_BITS, RangeDecoder, RangeEncoder
 
 MAGIC = b"\x89G"
 MAJOR = 1
@@ -36,7 +38,8 @@ MAX_LEVELS = 8
 MAX_GROUPS = 64
 _FLAG_COLOR = 1
 _FLAG_GROUPS = 1 << 4
-_FLAG_RESERVED = 0xE0
+_FLAG_PRIORS = 1 << 5
+_FLAG_RESERVED = 0xC0
 _RAW_CHUNK = 16
 #: Largest ``N`` per byte of file: every Gaussian costs far more than one bit in practice, and the
 #: bound keeps a tiny hostile file from asking a (pure Python) decoder for millions of symbols.
@@ -127,21 +130,28 @@ def _levels_of(sizes: list[int], n: int) -> int | None:
 
 
 def write(q: Quantized, priors: Priors | None = None) -> tuple[bytes, CodeCost]:
-    """Serialize ``q`` (quantized on :func:`fixed_ranges`, canonical order) as a 1.1 file."""
+    """Serialize ``q`` (quantized on :func:`fixed_ranges`, canonical order) as a 1.1 file.
+
+    ``priors``: dataset priors (the file then names them by id and needs them to decode); default
+    the built-in set.
+    """
     problem = can_write(q)
     if problem:
         raise ValueError(f"cannot write a .gsplat 1.1 file: {problem}")
+    external = priors is not None and priors.digest() != builtin().digest()
     priors = priors or builtin()
     b = q.bits
     channels = len(b.color)
     n = q.num_gaussians
     levels = _levels_of(q.group_sizes, n)
     flags = (_FLAG_COLOR if q.color_space == COLOR_YCBCR else 0) | ((levels or 1) - 1) << 1
-    flags |= 0 if levels else _FLAG_GROUPS
+    flags |= (0 if levels else _FLAG_GROUPS) | (_FLAG_PRIORS if external else 0)
     nibbles = [b.pos, b.scale, b.shear, *b.color]  # 4 or 6
     out = bytearray(MAGIC + bytes([MAJOR << 4 | MINOR, flags]))
     out += bytes(((hi - 1) << 4) | (lo - 1) for hi, lo in zip(nibbles[::2], nibbles[1::2]))
     out += _varint(q.width - 1) + _varint(q.height - 1) + _varint(n)
+    if external:
+        out += priors.ident()
     if not levels:
         out += _varint(len(q.group_sizes)) + b"".join(_varint(s) for s in q.group_sizes[:-1])
     enc = RangeEncoder()
@@ -212,6 +222,7 @@ class CompactFile:
     group_sizes: list[int]
     payload: bytes
     header_bytes: int
+    priors_id: bytes | None = None  # dataset priors the file needs (None: the built-in set)
     metadata: dict = field(default_factory=dict)  # 1.1 files carry none
 
     @property
@@ -251,6 +262,7 @@ def parse(data: bytes, limits: Limits) -> CompactFile:
     limits.check_gaussians(count)
     if count > GAUSSIANS_PER_BYTE * len(data):
         raise FormatError(f".gsplat 1.1 file of {len(data)} bytes cannot hold {count} Gaussians")
+    priors_id = bytes(r.byte() for _ in range(ID_BYTES)) if flags & _FLAG_PRIORS else None
     if flags & _FLAG_GROUPS:
         ngroups = r.varint(MAX_GROUPS, "group count")
         sizes = [r.varint(count, "group size") for _ in range(max(ngroups - 1, 0))]
@@ -262,12 +274,27 @@ def parse(data: bytes, limits: Limits) -> CompactFile:
     space = COLOR_YCBCR if channels == 3 else COLOR_GRAY
     header = Header(major, minor, width, height, channels, space, count, len(data))
     return CompactFile(header, bits, fixed_ranges(width, height, count, channels), sizes,
-                       bytes(data[r.pos:len(data) - 2]), r.pos)
+                       bytes(data[r.pos:len(data) - 2]), r.pos, priors_id)
+
+
+def _priors_for(parsed: CompactFile, priors: Priors | None) -> Priors:
+    if parsed.priors_id is None:
+        return builtin()
+    if priors is None:
+        raise FormatError(f"this .gsplat file was encoded with dataset priors {parsed.priors_id.hex()}: "
+                          "pass them to decode (priors=...)")
+    if priors.ident() != parsed.priors_id:
+        raise FormatError(f"this .gsplat file needs dataset priors {parsed.priors_id.hex()}, "
+                          f"not the given {priors.ident().hex()}")
+    return priors
 
 
 def read(parsed: CompactFile, max_groups: int | None = None, priors: Priors | None = None) -> Quantized:
-    """Range-decode the first ``max_groups`` groups (all by default)."""
-    priors = priors or builtin()
+    """Range-decode the first ``max_groups`` groups (all by default).
+
+    ``priors``: the dataset priors a file names (ignored for files coded with the built-in set).
+    """
+    priors = _priors_for(parsed, priors)
     h, bits = parsed.header, parsed.bits
     ngroups = len(parsed.group_sizes) if max_groups is None else min(max_groups, len(parsed.group_sizes))
     dec = RangeDecoder(parsed.payload)
@@ -286,7 +313,7 @@ def read(parsed: CompactFile, max_groups: int | None = None, priors: Priors | No
             if code >= limit:
                 raise FormatError("decoded positions leave the quantization grid (corrupt data)")
             codes.append(code)
-            if dec.overrun > 4:
+            if dec.overrun > MAX_OVERRUN:
                 raise FormatError(".gsplat 1.1 payload ends before its Gaussians do (corrupt data)")
         for _ in range(size):
             refs: list[int] = []
@@ -296,7 +323,7 @@ def read(parsed: CompactFile, max_groups: int | None = None, priors: Priors | No
                 row.append(value)
                 refs.append(ref_index(value, b))
             rows.append(row)
-            if dec.overrun > 4:
+            if dec.overrun > MAX_OVERRUN:
                 raise FormatError(".gsplat 1.1 payload ends before its Gaussians do (corrupt data)")
     qx, qy = morton_decode(np.asarray(codes, np.uint64), bits.pos)
     qattr = np.asarray(rows, np.int64).reshape(-1, len(depths))
@@ -307,3 +334,5 @@ def read(parsed: CompactFile, max_groups: int | None = None, priors: Priors | No
 def cost_of(q: Quantized, priors: Priors | None = None) -> CodeCost:
     """Per-attribute ideal cost of ``q``'s symbols under the 1.1 models (re-codes them)."""
     return write(q, priors)[1]
+
+

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import bitstream, compact
-from .priors import MAX_ATTRIBUTE_BITS, fixed_ranges
+from .priors import MAX_ATTRIBUTE_BITS, Priors, fixed_ranges
 from .quantize import BitDepths, Quantized
 
 #: Largest image (pixels) quantized on the 1.1 grid; Kodak (393,216 px) stays on 1.0.
@@ -38,13 +38,16 @@ def compact_depths(bits: BitDepths) -> BitDepths:
     return BitDepths(min(16, bits.pos + POS_EXTRA_BITS), scale, min(cap, bits.shear), color)
 
 
-def write_best(q: Quantized, metadata: dict | None) -> tuple[bytes, dict[str, float]]:
-    """The smaller of the 1.0 and (where ``q`` allows it) 1.1 files of ``q``, and its bits per stream."""
+def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None) -> tuple[bytes, dict[str, float]]:
+    """The smaller of the 1.0 and (where ``q`` allows it) 1.1 files of ``q``, and its bits per stream.
+
+    ``priors``: dataset priors for the 1.1 file (it then names them and needs them to decode).
+    """
     data, stats = bitstream.write(q, metadata)
     bits = dict(stats.bits)
     if not metadata and compact.can_write(q) is None:
         try:
-            small, cost = compact.write(q)
+            small, cost = compact.write(q, priors)
         except ValueError:  # too many Gaussians for the bytes (degenerate fits): keep 1.0
             return data, bits
         if len(small) < len(data):

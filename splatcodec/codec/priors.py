@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import os
 import struct
 import zlib
 from functools import lru_cache
@@ -48,6 +49,8 @@ GAP_OFFSET = 16
 #: Largest attribute depth the built-in models code (1.1 files with deeper attributes are invalid).
 MAX_ATTRIBUTE_BITS = 12
 _MAGIC = b"GSPR"
+#: Bytes of the SHA-256 by which a file names its dataset priors.
+ID_BYTES = 4
 
 
 def ref_index(q: int, bits: int) -> int:
@@ -124,8 +127,15 @@ class Priors:
         return cls(tables, values[pos:])
 
     def digest(self) -> bytes:
-        """SHA-256 of :meth:`to_bytes`: what a file refers to."""
-        return hashlib.sha256(self.to_bytes()).digest()
+        """SHA-256 of :meth:`to_bytes`."""
+        digest = getattr(self, "_digest", None)
+        if digest is None:
+            digest = self._digest = hashlib.sha256(self.to_bytes()).digest()
+        return digest
+
+    def ident(self) -> bytes:
+        """The first :data:`ID_BYTES` of :meth:`digest`: how a 1.1 file names these priors."""
+        return self.digest()[:ID_BYTES]
 
     # ------------------------------------------------------------------ coding tables
     def weights(self, k: int, ctx: int, bits: int) -> list[int]:
@@ -164,3 +174,16 @@ def builtin() -> Priors:
     from . import priors_v1
 
     return Priors.from_bytes(zlib.decompress(base64.b64decode(priors_v1.DATA)))
+
+
+def load(source: "Priors | bytes | str | os.PathLike[str]") -> Priors:
+    """Priors from a :class:`Priors`, serialized bytes, or a file written by ``splatcodec train-priors``."""
+    if isinstance(source, Priors):
+        return source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return Priors.from_bytes(bytes(source))
+    try:
+        with open(os.fspath(source), "rb") as fh:
+            return Priors.from_bytes(fh.read(1 << 20))
+    except OSError as exc:
+        raise FormatError(f"cannot read priors file {source}: {exc.strerror or exc}") from None

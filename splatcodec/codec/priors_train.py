@@ -14,6 +14,11 @@ from .priors import CONTEXTS, GAP_OFFSET, GAP_SIZE, REF_BITS, TABLE_NAMES, Prior
 from .quantize import Quantized, morton_encode
 
 
+#: Pseudo-samples of the built-in row each dataset-priors row starts from (held-out choice: see
+#: docs/codec.md, "Dataset priors").
+DATASET_PSEUDO = 1024.0
+
+
 class PriorCounts:
     """Running symbol counts per attribute table and context, and gap-length counts."""
 
@@ -38,16 +43,23 @@ class PriorCounts:
                 self.gap[min(max(int(gap).bit_length() - base + GAP_OFFSET, 0), GAP_SIZE - 1)] += 1
             start += size
 
-    def priors(self, pseudo: float = 32.0) -> Priors:
-        """Smoothed 16-bit tables: each context row gets ``pseudo`` samples of the attribute's marginal."""
+    def priors(self, pseudo: float = 32.0, base: Priors | None = None) -> Priors:
+        """Smoothed 16-bit tables: each context row gets ``pseudo`` samples of the attribute's marginal,
+        or, with ``base`` (dataset priors refining the built-in set), of ``base``'s row."""
         tables = []
-        for counts in self.tables:
-            marginal = counts.sum(axis=0).astype(np.float64) + 0.5
-            marginal /= marginal.sum()
-            rows = counts + pseudo * marginal
-            tables.append(_to_u16(rows))
-        gap = _to_u16((self.gap + 0.5)[None, :])[0]
-        return Priors(tables, gap)
+        for k, counts in enumerate(self.tables):
+            if base is None:
+                prior = counts.sum(axis=0).astype(np.float64) + 0.5
+                prior = np.broadcast_to(prior / prior.sum(), counts.shape)
+            else:
+                prior = base.tables[k].astype(np.float64) + 0.5
+                prior = prior / prior.sum(axis=1, keepdims=True)
+            tables.append(_to_u16(counts + pseudo * prior))
+        if base is None:
+            gap = self.gap + 0.5
+        else:
+            gap = self.gap + pseudo * (base.gap + 0.5) / (base.gap + 0.5).sum()
+        return Priors(tables, _to_u16(gap[None, :])[0])
 
 
 def _to_u16(rows: np.ndarray) -> np.ndarray:
@@ -65,3 +77,39 @@ def train(samples: Iterable[Quantized], pseudo: float = 32.0) -> Priors:
 
 
 __all__ = ["PriorCounts", "train", "TABLE_NAMES"]
+
+
+def train_from_images(images: Iterable, *, quality: float = 75, num_gaussians: int | None = None, effort: int = 4,
+                      threads: int = 0, pseudo: float = DATASET_PSEUDO) -> tuple[Priors, dict]:
+    """Dataset priors from images (arrays or PIL images): each is encoded as :func:`splatcodec.encode`
+    would (1.1 grid) and its quantized Gaussians counted.
+
+    Returns the priors and a summary: images used, images skipped (too large for the 1.1 grid),
+    Gaussians, and the symbols' ideal cost in bytes per image under the built-in and the new priors.
+    """
+    from . import api, bitstream, compact
+    from .container import Limits
+    from .priors import builtin
+
+    counts = PriorCounts()
+    samples: list[Quantized] = []
+    skipped = 0
+    for image in images:
+        data = api.encode(image, quality=quality, num_gaussians=num_gaussians,
+                          effort=effort, threads=threads)
+        parsed = bitstream.parse(data, Limits(max_pixels=None))
+        if not isinstance(parsed, compact.CompactFile):
+            skipped += 1  # larger than the 1.1 grid's limit: not a 1.1 file
+            continue
+        q = compact.read(parsed)
+        counts.add(q)
+        samples.append(q)
+    if not samples:
+        from ..errors import InvalidInputError
+        raise InvalidInputError("no image gave a 1.1 file (dataset priors are for images up to 2^18 pixels)")
+    priors = counts.priors(pseudo, builtin())
+    base = sum(compact.cost_of(q).total for q in samples) / 8 / len(samples)
+    new = sum(compact.cost_of(q, priors).total for q in samples) / 8 / len(samples)
+    summary = dict(images=len(samples), skipped=skipped, gaussians=sum(q.num_gaussians for q in samples),
+                   builtin_bytes_per_image=base, dataset_bytes_per_image=new, id=priors.ident().hex())
+    return priors, summary

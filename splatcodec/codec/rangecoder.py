@@ -8,7 +8,7 @@ Coder: 32-bit ``range``, ``low`` with one carry bit, bytes out most significant 
 carry-propagating scheme of LZMA's range coder, minus its always-zero first byte). Every symbol is
 coded with integer frequencies that sum to ``2**TABLE_BITS`` (categorical) or ``2**width`` (raw
 bits). The stream ends with the fewest bytes that pin the final interval; a decoder reads zero
-bytes past the end of its payload, so trailing zero bytes are dropped too.
+bytes past the end of its payload, so trailing zero bytes are dropped too (at most MAX_OVERRUN).
 """
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from ..errors import FormatError
 
 #: Frequencies of a coding table sum to 2**TABLE_BITS.
 TABLE_BITS = 16
+#: The encoder drops at most this many trailing zero bytes, so a decoder of a well-formed stream
+#: never reads more than this many bytes past its end (the decoder reads exactly the bytes the
+#: encoder wrote before dropping them).
+MAX_OVERRUN = 8
 _TOP = 1 << 24
 _MASK32 = 0xFFFFFFFF
 
@@ -113,14 +117,16 @@ class RangeEncoder:
         for _ in range(5):
             self._shift_low()
         out = bytes(self._out)
-        return out.rstrip(b"\x00")
+        stripped = out.rstrip(b"\x00")
+        return out[:max(len(stripped), len(out) - MAX_OVERRUN)]
 
 
 class RangeDecoder:
     """Counterpart of :class:`RangeEncoder`; reads zero bytes past the end of ``data``.
 
     :attr:`overrun` counts the bytes read past the end; a well-formed stream never needs more
-    than 4 (callers use it to reject payloads that claim more symbols than their bytes hold).
+    than :data:`MAX_OVERRUN` (callers use it to reject payloads that claim more symbols than their
+    bytes hold).
     """
 
     def __init__(self, data: bytes) -> None:
