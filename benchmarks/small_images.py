@@ -121,6 +121,16 @@ def _encode(image: np.ndarray, count: int, effort: int) -> tuple[int, float, flo
     return len(data), stats.psnr, time.process_time() - start
 
 
+def old_bytes_at(points, quality: float) -> float:
+    """Bytes of the old curve at PSNR ``quality``: log(bytes) linear in PSNR between the two nearest
+    points (extrapolated past the ends, by at most a fraction of a dB in practice)."""
+    pts = sorted((p, np.log(b)) for b, p, _ in points)
+    ps, lb = np.array([q for q, _ in pts]), np.array([v for _, v in pts])
+    k = int(np.clip(np.searchsorted(ps, quality), 1, len(ps) - 1))
+    slope = (lb[k] - lb[k - 1]) / (ps[k] - ps[k - 1])
+    return float(np.exp(lb[k - 1] + slope * (quality - ps[k - 1])))
+
+
 def flickr(count: int, counts: tuple[int, ...], effort: int) -> None:
     paths = flickr_paths(FLICKR_TEST)[:count]
     print(f"## Flickr8k crops 224x224, {len(paths)} images (files {FLICKR_TEST.start}..): this encoder vs today's")
@@ -130,13 +140,10 @@ def flickr(count: int, counts: tuple[int, ...], effort: int) -> None:
         new = {n: _encode(image, n, effort) for n in counts}
         with legacy():
             old = {n: _encode(image, n, effort) for n in counts}
-        old_pts = sorted((p, np.log(b)) for b, p, _ in old.values())
         for n in counts:
             b, p, t = new[n]
             ob, op, ot = old[n]
-            ps, lb = zip(*old_pts)
-            at_equal = float(np.exp(np.interp(p, ps, lb))) if ps[0] <= p <= ps[-1] else float("nan")
-            rows[n].append((b, p, t, ob, op, ot, b / at_equal - 1 if at_equal == at_equal else float("nan")))
+            rows[n].append((b, p, t, ob, op, ot, b / old_bytes_at(old.values(), p) - 1))
     print("| Gaussians | 1.0 bytes | 1.0 PSNR | 1.0 CPU s | new bytes | new PSNR | new CPU s | bytes at equal PSNR |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r in rows.items():
