@@ -7,7 +7,8 @@ Protocol (CIFAR-10 training split only; the test split is never used for this ch
 stratified subset of ``cifar10_train_20k`` (``--per-class`` images per class) split by hashed file names
 into train and validation (``--val-fraction``); one RGB teacher (``splatcodec clip train --stage rgb``);
 then, for each parameterisation and seed, a fresh splat stem distilled from that teacher and a
-contrastive stage, on the same real ``.gsplat`` files (``--gaussians`` Gaussians, effort 1). Reported:
+contrastive stage, on the same Gaussians (``--gaussians`` per image: fitted with ``fit_batch`` by default, or
+real ``.gsplat`` files with ``--mode encode``). Reported:
 the validation distillation cosine and the validation zero-shot top-1 / top-5 after each stage.
 Everything is written under ``--out`` (runs, logs, summary.json); finished runs are reused.
 """
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", type=int, default=300)
     ap.add_argument("--val-fraction", type=float, default=0.2)
     ap.add_argument("--gaussians", type=int, default=32)
+    ap.add_argument("--effort", type=int, default=2, help="Encoder effort with --mode encode.")
+    ap.add_argument("--mode", choices=["fit", "encode"], default="fit",
+                    help="fit: unquantised Gaussians from fit_batch; encode: real .gsplat files.")
+    ap.add_argument("--iterations", type=int, default=300, help="Fit iterations with --mode fit.")
     ap.add_argument("--teacher-epochs", type=int, default=12)
     ap.add_argument("--distill-epochs", type=int, default=8)
     ap.add_argument("--contrastive-epochs", type=int, default=4)
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             tag = f"{param}_s{seed}"
             distill = run(TrainArgs(stage="distill", out=str(out / f"distill_{tag}"), param=param, seed=seed,
                                     init=str(out / "teacher" / "checkpoint.pt"), epochs=a.distill_epochs, lr=2e-3,
-                                    gaussians=dict(num_gaussians=a.gaussians, effort=1), **common))
+                                    gaussians=(dict(num_gaussians=a.gaussians, effort=a.effort) if a.mode == "encode" else
+                                               dict(mode="fit", num_gaussians=a.gaussians, iterations=a.iterations)), **common))
             contrastive = run(TrainArgs(stage="contrastive", out=str(out / f"contrastive_{tag}"), seed=seed,
                                         init=str(out / f"distill_{tag}" / "checkpoint.pt"), unfreeze_blocks=1,
                                         epochs=a.contrastive_epochs, lr=5e-4, **common))

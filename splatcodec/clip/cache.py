@@ -231,8 +231,12 @@ class GaussianCache:
                 with ThreadPoolExecutor(self.workers) as pool:
                     blobs = list(pool.map(self._encode_one, [images[i] for i in part]))
                 for i, blob in zip(part, blobs):
+                    try:
+                        out[i] = decode_gsplat(blob)
+                    except ClipInputError as exc:  # an encoder bug: say which image and settings
+                        raise ClipInputError(f"splatcodec.encode ({self.settings.describe()}) made a file its "
+                                             f"decoder rejects for image {digests[i][:16]}: {exc}") from None
                     self._write(self._path(digests[i]), blob)
-                    out[i] = decode_gsplat(blob)
             else:
                 from ..fitting import fit_batch
 

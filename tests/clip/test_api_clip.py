@@ -114,6 +114,11 @@ def test_import_without_torch_names_the_extra_and_splatcodec_never_imports_torch
             "    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert "MissingExtraError" in out.stdout and "pip install 'splatcodec[clip]'" in out.stdout, out.stderr
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from splatcodec.cli import main\nmain(['clip', 'zeroshot', '--checkpoint', 'x.pt', '.'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "splatcodec: error: splatcodec.clip needs PyTorch: pip install 'splatcodec[clip]'"), out.stderr
     code = "import sys, splatcodec, splatcodec.cli, splatcodec.clip; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
