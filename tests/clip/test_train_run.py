@@ -129,3 +129,28 @@ def test_param_with_init_gives_a_fresh_stem_and_keeps_the_rest(rgb_run, helpers)
     old, new = teacher.state_dict(), model.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("splat_stem."))
     assert any(old[k].shape != new[k].shape for k in old if k.startswith("splat_stem."))
+
+
+def test_training_on_webdataset_shards_uses_their_gsplat_entries(tmp_path, distill_run, cifar_test, helpers):
+    import webdataset as wds
+
+    import splatcodec
+    from splatcodec.clip import data
+    from splatcodec.clip.train import train
+
+    ds = data.per_class_subset(data.image_folder(cifar_test, classes=["airplane", "frog"]), 10)
+    pixels = data.load_pixels(ds.items, 32)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for s in range(2):
+        with wds.TarWriter(str(shards / f"train-{s:03d}.tar")) as sink:
+            for i in range(s, len(ds), 2):
+                sink.write({"__key__": f"{i:05d}", "png": open(ds.items[i].image, "rb").read(),
+                            "cls": str(ds.items[i].label).encode(), "txt": b"unused caption",
+                            "gsplat": splatcodec.encode(pixels[i], num_gaussians=10, effort=1, threads=1)})
+    (shards / "classes.txt").write_text("airplane\nfrog\n")
+    cache = tmp_path / "cache"
+    record = train(helpers.run_args(stage="contrastive", data=str(shards), out=str(tmp_path / "run"), epochs=2,
+                                    init=str(distill_run / "checkpoint.pt"), val_fraction=0.2, cache_dir=str(cache)))
+    assert record["epoch"] == 2 and "val_top1" in record
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))  # nothing was encoded
