@@ -236,13 +236,28 @@ def embed(files: tuple[str, ...], checkpoint: str, output: str, input_: str, bat
 
 
 def run_standalone(command: str, argv: Sequence[str] | None, prog_name: str) -> int:
-    """Runs ``clip <command> argv`` as a program of its own; returns the exit status."""
+    """Runs ``clip <command>`` as a program of its own (errors as one line, like ``splatcodec``);
+    returns the exit status."""
+    from ..cli import _fail, _os_message
+    from ..errors import SplatcodecError
+
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        clip.main([command, *args], prog_name=prog_name)
+        try:
+            rv = clip.commands[command].main(args, prog_name=prog_name, standalone_mode=False)
+        except click.UsageError as exc:
+            _fail(exc.format_message(), 2)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code or 1)
+        except click.Abort:
+            _fail("aborted", 1)
+        except SplatcodecError as exc:
+            _fail(str(exc), 1)
+        except (OSError, MemoryError) as exc:
+            _fail(_os_message(exc), 1)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 __all__ = ["clip", "run_standalone"]

@@ -41,6 +41,8 @@ def test_train_command_writes_a_run(tmp_path, cifar_train, micro_config_path):
     from splatcodec.clip.train import main as module_main
 
     assert module_main(["--help"]) == 0
+    assert module_main([str(tmp_path / "absent"), "--stage", "rgb", "-o", str(tmp_path / "x")]) == 1
+    assert module_main([]) == 2
 
 
 def test_zeroshot_rgb_and_gs_json(rgb_run, contrastive_run, cifar_test, tmp_path, helpers):
