@@ -223,3 +223,45 @@ def test_killed_worker_and_killed_run_resume(tmp_path):
     assert {n: (out / n).stat().st_mtime_ns for n in finished} == finished
     assert _no_partials(out) and len(list(out.glob("*.tar"))) == 4
     assert sum(1 for _ in datasets.iter_gsplat(out, decode="bytes")) == 12
+
+
+def _group_gone(pgid: int, timeout: float = 10.0) -> bool:
+    """Whether every process of group ``pgid`` has exited (multiprocessing's resource tracker ends
+    shortly after the main process); leaves the command lines of the others in ``_group_gone.left``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        left = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    left.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            except (OSError, IndexError, ValueError):
+                continue
+        _group_gone.left = left
+        if not left:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the worker")
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_the_workers_and_keeps_no_partial_file(tmp_path, sig, code):
+    built = build_shards(tmp_path / "in", shards=2, per_shard=3, longest=48, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    out = tmp_path / "out"
+    proc = _start(built.folder, out)
+    _wait_for(lambda: _worker_writing(proc.pid, out), proc)
+    start = time.monotonic()
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # a terminal's Ctrl-C reaches the whole process group
+    else:
+        proc.send_signal(sig)  # a job scheduler signals the main process
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert time.monotonic() - start < 20 and "run the same command again to resume" in err
+    assert _no_partials(out)
+    assert _group_gone(proc.pid), _group_gone.left  # no process of the run is left
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["this_run"]["interrupted"] is True
