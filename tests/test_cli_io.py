@@ -124,3 +124,10 @@ def test_load_reads_header_first() -> None:
     with pytest.raises(FormatError, match="bad signature"):
         api.load("/dev/zero")
     assert time.perf_counter() - start < 10
+
+
+def test_gaussians_help_promises_no_exact_count() -> None:
+    """On small images the stage pruning may store fewer Gaussians (issue 12, item 8): the help says so."""
+    result = _cli("encode", "--help")
+    text = b" ".join(result.stdout.split())  # click wraps the help text
+    assert result.returncode == 0 and b"exactly" not in text and b"may store fewer" in text
