@@ -242,7 +242,7 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
         else:
             part = fit(residual, num_gaussians=size, iterations=iters, seed=seed + k, threads=threads,
                        **fit_kwargs)
-        explained += render_float(part).reshape(target.shape)
+        explained += render_float(part, max_pixels=None).reshape(target.shape)
         parts.append(part)
         progress(k + 1, total, f"fitted stage {k + 1}/{len(sizes)}")
     stacked = Splats(np.concatenate([p.xy for p in parts]), np.concatenate([p.chol for p in parts]),
@@ -252,7 +252,8 @@ def _fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, ref
         cut = len(groups) - levels + 1
         groups = [sum(groups[:cut])] + groups[cut:]
     if refine:  # short joint polish; moves the groups a little but keeps the prefixes useful
-        stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads, lr_scale=0.3)
+        stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads, lr_scale=0.3,
+                      max_pixels=None)
         progress(total - 1, total, "joint polish")
     return stacked, (groups if stacked.num_gaussians == sum(groups) else None)
 
@@ -275,7 +276,7 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
         # error); then quantize the colours on the same geometry grid. Measured on Kodak crops this
         # beats refining all parameters and re-quantizing (the re-quantization undoes the refinement).
         geometry = q.ranges[:5].copy()
-        refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads,
+        refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads, max_pixels=None,
                     lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes, ranges=grid)
@@ -283,7 +284,7 @@ def _compress(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: 
     steps = len(group_sizes_for(n, max(levels, FIT_STAGES))) + 2
     progress(steps, steps, "quantized and coded")
     from ..metrics import psnr
-    quality = psnr(render(dequantize(q)).reshape(pixels.shape), pixels)
+    quality = psnr(render(dequantize(q), max_pixels=None).reshape(pixels.shape), pixels)
     return data, quality, stream_bits, q.num_gaussians
 
 
@@ -396,7 +397,9 @@ def _check_fit_kwargs(fit_kwargs: Any) -> dict:
         raise InvalidInputError(f"fit_kwargs cannot set {', '.join(reserved)}: encode chooses them")
     merged = {**STAGE_FIT_OPTIONS, **(fit_kwargs or {})}
     _make_options(merged).check()
-    return merged
+    # The image was checked against the caller's pixel limit already; the stage fits must not apply
+    # the default one again (encode(max_pixels=None) of a large image would fail halfway).
+    return {**merged, "max_pixels": None}
 
 
 #: Starting guess of the coded size of one Gaussian, in bits (refined from each attempt).
