@@ -171,11 +171,13 @@ def _write_output(dst: str, data: bytes, force: bool) -> None:
               help="Progressive groups (1 = not progressive).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all cores.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--priors", "priors_path", metavar="FILE",
+              help="Dataset priors from `splatcodec train-priors` (1.1 files need the same FILE to decode).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, target_bpp: float | None,
            target_psnr: float | None, gaussians: int | None, effort: int, levels: int, threads: int, seed: int,
-           force: bool, quiet: bool) -> None:
+           priors_path: str | None, force: bool, quiet: bool) -> None:
     """Encode images (files, directories of images, or - for stdin) to .gsplat."""
     from .cli_io import read_image_input
     from .codec.api import encode as encode_image
@@ -185,6 +187,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
         raise click.UsageError("choose one of --quality, --target-bpp, --target-psnr (--gaussians may go with -q)")
     pairs = _plan(_expand_inputs(inputs), output, SUFFIX)
     _check_overwrite(pairs, force)
+    priors = _load_priors(priors_path)  # before any work: a bad FILE fails up front
     show = not quiet and len(pairs) > 1
     steps = _StepBar(enabled=not quiet and len(pairs) == 1)
     with click.progressbar(pairs, label="encoding", file=sys.stderr, show_pos=True) if show \
@@ -194,12 +197,21 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
             data, stats = encode_image(pixels, quality, target_bpp=target_bpp, target_psnr=target_psnr,
                                        num_gaussians=gaussians, effort=effort, levels=levels, threads=threads,
                                        seed=seed, metadata=metadata or None, return_stats=True,
-                                       progress=steps.update)
+                                       progress=steps.update, priors=priors)
             steps.close()
             _write_output(dst, data, force)
             if not quiet and dst != "-" and len(pairs) == 1:
                 click.echo(f"{src} -> {dst}: {stats.bytes} bytes, {stats.bpp:.3f} bpp, "
                            f"{stats.psnr:.2f} dB, {stats.num_gaussians} Gaussians, {stats.seconds:.1f} s", err=True)
+
+
+def _load_priors(path: str | None) -> Any:
+    """The dataset priors of ``--priors FILE`` (None without it); a bad file is a one-line error."""
+    if path is None:
+        return None
+    from .codec.priors import load
+
+    return load(path)
 
 
 class _StepBar:
@@ -247,9 +259,11 @@ class _nullbar:
 @click.option("--height", type=click.IntRange(min=1), help="Output height.")
 @click.option("--max-gaussians", type=click.IntRange(min=0), help="Decode only a progressive prefix.")
 @click.option("--max-pixels", type=click.IntRange(min=1), help="Raise the decoded-pixel safety limit.")
+@click.option("--priors", "priors_path", metavar="FILE",
+              help="Dataset priors from `splatcodec train-priors` the file was encoded with.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 def decode(input: str, output: str | None, scale: float | None, width: int | None, height: int | None,
-           max_gaussians: int | None, max_pixels: int | None, force: bool) -> None:
+           max_gaussians: int | None, max_pixels: int | None, priors_path: str | None, force: bool) -> None:
     """Decode a .gsplat file (or - for stdin) to an image."""
     from .cli_io import read_gsplat
     from .codec import api
@@ -264,7 +278,8 @@ def decode(input: str, output: str | None, scale: float | None, width: int | Non
     _check_overwrite([(src, dst)], force)
     limit = max_pixels or DEFAULT_MAX_PIXELS
     data = read_gsplat(src, Limits.for_decode(max_pixels=limit))
-    pixels = api.decode(data, width=width, height=height, scale=scale, max_gaussians=max_gaussians, max_pixels=limit)
+    pixels = api.decode(data, width=width, height=height, scale=scale, max_gaussians=max_gaussians, max_pixels=limit,
+                        priors=_load_priors(priors_path))
     buf = io.BytesIO()
     ext = "png" if dst == "-" else Path(dst).suffix.lstrip(".").lower()
     from PIL import Image
@@ -279,7 +294,9 @@ def decode(input: str, output: str | None, scale: float | None, width: int | Non
 @main.command()
 @click.argument("input")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info(input: str, as_json: bool) -> None:
+@click.option("--priors", "priors_path", metavar="FILE",
+              help="Dataset priors from `splatcodec train-priors` the file was encoded with.")
+def info(input: str, as_json: bool, priors_path: str | None) -> None:
     """Describe a .gsplat file: size, Gaussians, bpp, bits per Gaussian by attribute, version."""
     from .cli_io import read_gsplat
     from .codec import api
@@ -287,7 +304,7 @@ def info(input: str, as_json: bool) -> None:
 
     if not os.path.exists(input) and input != "-":
         raise SplatcodecError(f"{input}: no such file")
-    facts = api.info(read_gsplat(input, Limits.for_decode(max_pixels=None)))
+    facts = api.info(read_gsplat(input, Limits.for_decode(max_pixels=None)), priors=_load_priors(priors_path))
     if as_json:
         click.echo(json.dumps(facts.to_dict(), indent=2))
         return

@@ -283,7 +283,7 @@ def _priors_for(parsed: CompactFile, priors: Priors | None) -> Priors:
         return builtin()
     if priors is None:
         raise FormatError(f"this .gsplat file was encoded with dataset priors {parsed.priors_id.hex()}: "
-                          "pass them to decode (priors=...)")
+                          "pass them to decode (priors=... in Python, --priors FILE on the command line)")
     if priors.ident() != parsed.priors_id:
         raise FormatError(f"this .gsplat file needs dataset priors {parsed.priors_id.hex()}, "
                           f"not the given {priors.ident().hex()}")
