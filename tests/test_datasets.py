@@ -265,3 +265,22 @@ def test_ctrl_c_or_sigterm_stops_the_workers_and_keeps_no_partial_file(tmp_path,
     assert _group_gone(proc.pid), _group_gone.left  # no process of the run is left
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["this_run"]["interrupted"] is True
+
+
+def test_iter_gsplat_streams_then_reports_a_damaged_shard_with_our_error(encoded, tmp_path):
+    built, out, _ = encoded
+    good = out / "00000000.tar"
+    data = good.read_bytes()
+    (tmp_path / "00000000.tar").write_bytes(data)
+    with tarfile.open(good) as tf:
+        last = tf.getmembers()[-1]
+    (tmp_path / "00000001.tar").write_bytes(data[:last.offset_data + last.size // 2])  # cut inside a member
+    seen = []
+    with pytest.raises(datasets.ShardError, match="00000001.tar"):
+        for key, _, _ in datasets.iter_gsplat(tmp_path, decode="bytes"):
+            seen.append(key)
+    # every sample of the good shard came first (streamed), then the damaged shard raised
+    assert seen[:len(built.samples["00000000.tar"]) - 1] == [k for k in built.samples["00000000.tar"]
+                                                           if k not in built.bad]
+    with pytest.raises(datasets.ShardError, match="No such file"):
+        list(datasets.iter_gsplat(tmp_path / "missing.tar"))

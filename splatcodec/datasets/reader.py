@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import tarfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
 from ..errors import InvalidInputError
 from . import _wds
-from .shard import GSPLAT_EXT
+from .shard import GSPLAT_EXT, ShardError
 
 Decode = Literal["splats", "bytes", "image"]
 
@@ -51,8 +53,9 @@ def iter_gsplat(shards: str | os.PathLike | Iterable[str | os.PathLike], *, deco
     bytes (``"bytes"``) or a decoded uint8 image (``"image"``); ``max_gaussians`` keeps a progressive
     prefix. ``other_entries`` maps each other entry's extension (``"txt"``, ``"json"``, a kept ``"jpg"``)
     to its bytes, unchanged. Samples without a ``.gsplat`` entry are skipped. ``worker=(i, n)`` reads
-    only every n-th shard starting at i (e.g. a DataLoader worker's share). A damaged ``.gsplat`` or
-    shard raises :class:`~splatcodec.FormatError` / the tar error.
+    only every n-th shard starting at i (e.g. a DataLoader worker's share). Samples stream: a damaged
+    ``.gsplat`` raises :class:`~splatcodec.FormatError` when reached, an unreadable or damaged shard
+    :class:`~splatcodec.datasets.ShardError` after the samples before the damage were yielded.
     """
     convert = _decoder(decode, max_gaussians)
     paths = shard_paths(shards)
@@ -62,13 +65,21 @@ def iter_gsplat(shards: str | os.PathLike | Iterable[str | os.PathLike], *, deco
             raise InvalidInputError(f"worker must be (index, count) with 0 <= index < count, got {worker!r}")
         paths = paths[index::count]
     for path in paths:
+        for sample in _read(path):
+            data = sample.pop(GSPLAT_EXT, None)
+            if data is None:
+                continue
+            key = sample.pop("__key__")
+            yield key, convert(data), {k: v for k, v in sample.items() if not k.startswith("__")}
+
+
+def _read(path: str) -> Iterator[dict[str, Any]]:
+    """The samples of one shard; a missing, unreadable or damaged shard is a :class:`ShardError`."""
+    try:
         with open(path, "rb") as fh:
-            for sample in _wds.read_samples(fh, path):
-                data = sample.pop(GSPLAT_EXT, None)
-                if data is None:
-                    continue
-                key = sample.pop("__key__")
-                yield key, convert(data), {k: v for k, v in sample.items() if not k.startswith("__")}
+            yield from _wds.read_samples(fh, path)
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
+        raise ShardError(f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
 
 
 def gsplat_handler(decode: Decode = "splats", max_gaussians: int | None = None) -> Callable[[str, bytes], Any]:
