@@ -80,6 +80,8 @@ def clip() -> None:
 @click.option("--templates", type=click.Path(dir_okay=False), help="Prompt templates file, one per line with {}.")
 @click.option("--unfreeze-blocks", type=click.IntRange(min=0), default=0, show_default=True,
               help="contrastive: also train the first k backbone blocks (and ln_post/proj).")
+@click.option("--token-distill", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="distill: weight of a token-level loss (each latent vs the teacher's patch token).")
 @_rate_options
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: torch's choice).")
@@ -90,6 +92,7 @@ def train(data: str, stage: str, out: str, images: str | None, model: str, param
           open_clip_weights: str | None, epochs: int, batch_size: int, lr: float, weight_decay: float,
           warmup: float, grad_clip: float, seed: int, val_fraction: float, per_class: int | None,
           classes: str | None, exclude_classes: str | None, templates: str | None, unfreeze_blocks: int,
+          token_distill: float,
           quality: float | None, bpp: float | None, target_bytes: int | None, gaussians: int | None,
           effort: int | None, fit_mode: bool, iterations: int | None, cache_dir: str | None, device: str,
           threads: int | None, resume: bool, stop_after: int | None, quiet: bool) -> None:
@@ -105,7 +108,7 @@ def train(data: str, stage: str, out: str, images: str | None, model: str, param
                   weight_decay=weight_decay, warmup=warmup, grad_clip=grad_clip, seed=seed,
                   val_fraction=val_fraction, per_class=per_class, classes=_list(classes),
                   exclude_classes=_list(exclude_classes) or [], templates=templates,
-                  unfreeze_blocks=unfreeze_blocks, gaussians=gs, cache_dir=cache_dir, device=device,
+                  unfreeze_blocks=unfreeze_blocks, token_distill=token_distill, gaussians=gs, cache_dir=cache_dir, device=device,
                   threads=threads, resume=resume, stop_after=stop_after, quiet=quiet))
 
 

@@ -83,6 +83,13 @@ class GSClip(nn.Module):
         """GS student: ``features`` [B, N, F] and ``valid`` bool [B, N] from
         :func:`splatcodec.clip.tokens.splat_features` (numpy or torch) -> [B, embed_dim]. Padded rows
         (valid False) never change the result."""
+        out = self.visual.encode_tokens(self.gaussian_tokens(features, valid))
+        return F.normalize(out, dim=-1) if normalize else out
+
+    def gaussian_tokens(self, features, valid) -> torch.Tensor:
+        """The GS path's input to the shared trunk, [B, 1 + latents, width] after ``ln_pre``: the
+        counterpart of ``visual.embed_pixels`` (what token-level distillation compares). Inputs as
+        :meth:`encode_gaussians`."""
         device = self._device()
         features = torch.as_tensor(features).to(device=device, dtype=torch.float32)
         valid = torch.as_tensor(valid).to(device)
@@ -98,8 +105,7 @@ class GSClip(nn.Module):
         # Padding may hold anything; zero it so that no inf/NaN there can leak through 0 * x.
         features = torch.where(valid.unsqueeze(-1), features, torch.zeros((), device=device))
         latents = self.resampler(self.splat_stem(features), valid)
-        out = self.visual.encode_tokens(self._student_tokens(latents))
-        return F.normalize(out, dim=-1) if normalize else out
+        return self._student_tokens(latents)
 
     def _student_tokens(self, latents: torch.Tensor) -> torch.Tensor:
         v = self.visual

@@ -3,7 +3,10 @@
 * ``rgb``: contrastive RGB CLIP (visual tower + text projection) against the frozen text tower.
 * ``distill`` (paper stage 1): splat stem + resampler learn to reproduce, from Gaussians, the frozen
   RGB teacher's embedding of the same image: loss = mean over images of ||s - t||^2 of the
-  L2-normalised student (s) and teacher (t) embeddings (= 2 - 2 cos).
+  L2-normalised student (s) and teacher (t) embeddings (= 2 - 2 cos); with ``token_distill`` w > 0,
+  plus w * the mean squared difference of the trunk's input tokens (latent i vs the teacher's patch
+  token i, after ``ln_pre``: :func:`token_distill_loss`), which tells the resampler what each latent
+  should carry instead of leaving it to the single embedding's gradient.
 * ``contrastive`` (paper stage 2): the GS path against the frozen text tower, optionally with the
   first ``unfreeze_blocks`` backbone blocks and the final norm/projection unfrozen.
 
@@ -68,6 +71,7 @@ class TrainArgs:
     exclude_classes: list[str] = field(default_factory=list)
     templates: str | None = None
     unfreeze_blocks: int = 0
+    token_distill: float = 0.0
     gaussians: dict | None = None
     cache_dir: str | None = None
     device: str = "cpu"
@@ -82,6 +86,8 @@ class TrainArgs:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ClipInputError(f"{name} must be >= 1")
+        if self.token_distill < 0 or (self.token_distill > 0 and self.stage != "distill"):
+            raise ClipInputError("token_distill is a weight >= 0 of the distill stage's loss")
         if self.stage != "rgb" and self.init is None and self.open_clip_weights is None:
             raise ClipInputError(f"the {self.stage} stage needs a trained RGB teacher: --init CKPT "
                                  "(e.g. from the rgb stage) or --open-clip-weights FILE")
@@ -220,11 +226,16 @@ def _loss(model: Any, args: TrainArgs, data: _Data, idx: np.ndarray, rng: np.ran
         emb = model.encode_image(pixels_tensor(model, data.pixels["train"][idx], args.device))
     else:
         splats = [data.gaussians["train"][i].splats for i in idx]  # type: ignore[index]
-        emb = model.encode_gaussians(*splat_tensors(model, splats, args.device))
+        tokens = model.gaussian_tokens(*splat_tensors(model, splats, args.device))
+        emb = F.normalize(model.visual.encode_tokens(tokens), dim=-1)
     if args.stage == "distill":
         with torch.no_grad():
-            teacher = model.encode_image(pixels_tensor(model, data.pixels["train"][idx], args.device))
-        return ((emb - teacher) ** 2).sum(dim=-1).mean()
+            teacher_tokens = model.visual.embed_pixels(pixels_tensor(model, data.pixels["train"][idx], args.device))
+            teacher = F.normalize(model.visual.encode_tokens(teacher_tokens), dim=-1)
+        loss = ((emb - teacher) ** 2).sum(dim=-1).mean()
+        if args.token_distill > 0:
+            loss = loss + args.token_distill * token_distill_loss(tokens, teacher_tokens)
+        return loss
     scale = model.logit_scale.exp().clamp(max=100.0)
     if data.train.labelled:
         names = data.train.classnames or []
@@ -237,6 +248,17 @@ def _loss(model: Any, args: TrainArgs, data: _Data, idx: np.ndarray, rng: np.ran
     logits = scale * emb @ text.T
     target = torch.arange(len(idx), device=emb.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def token_distill_loss(student_tokens: Any, teacher_tokens: Any) -> Any:
+    """Mean squared difference of the patch tokens (after ``ln_pre``, CLS excluded), per element.
+
+    Latent ``i`` is compared with patch ``i``: it carries that patch's positional embedding, so
+    the resampler learns which Gaussians make up which patch. Needs as many latents as patches."""
+    if student_tokens.shape != teacher_tokens.shape:
+        raise ClipInputError(f"token distillation needs as many latents as patches: student tokens "
+                             f"{list(student_tokens.shape)}, teacher tokens {list(teacher_tokens.shape)}")
+    return ((student_tokens[:, 1:] - teacher_tokens[:, 1:]) ** 2).mean()
 
 
 def validate(model: Any, args: TrainArgs, data: _Data) -> dict[str, Any]:

@@ -129,7 +129,9 @@ def test_errors_are_one_line(tmp_path, cifar_test):
     for args in (["zeroshot", "--checkpoint", str(junk), str(cifar_test)],
                  ["embed", str(junk), "--checkpoint", str(junk), "-o", str(tmp_path / "e.npy")],
                  ["zeroshot", "--checkpoint", str(tmp_path / "absent.pt"), str(cifar_test)],
-                 ["train", str(tmp_path), "--stage", "distill", "-o", str(tmp_path / "o")]):
+                 ["train", str(tmp_path), "--stage", "distill", "-o", str(tmp_path / "o")],
+                 ["train", str(tmp_path), "--stage", "contrastive", "--init", str(junk), "--token-distill", "1",
+                  "-o", str(tmp_path / "o")]):
         result = run(*args)
         assert result.exit_code in (1, 2), result.output
         assert result.stderr.startswith("splatcodec: error:") and result.stderr.count("\n") == 1, result.stderr
