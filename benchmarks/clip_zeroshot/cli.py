@@ -28,6 +28,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--teacher-epochs", type=int, default=None)
     ap.add_argument("--distill-epochs", type=int, default=None)
     ap.add_argument("--contrastive-epochs", type=int, default=None)
+    ap.add_argument("--token-distill", type=float, default=None,
+                    help="weight of the token-level distillation loss of the students (default 0: embedding only)")
     ap.add_argument("--test-per-class", type=int, default=None,
                     help="test images per class (full default 200; 1000 = the whole cifar10_test)")
     ap.add_argument("--stop-after", choices=STAGE_ORDER, default=None,
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     scale = SCALES["quick" if a.quick else "smoke" if a.smoke else "full"]
     overrides = {k: v for k, v in (("teacher_epochs", a.teacher_epochs), ("distill_epochs", a.distill_epochs),
                                    ("contrastive_epochs", a.contrastive_epochs),
-                                   ("test_per_class", a.test_per_class)) if v is not None}
+                                   ("test_per_class", a.test_per_class), ("token_distill", a.token_distill))
+                 if v is not None}
     scale = replace(scale, **overrides)
     out = Path(a.out) if a.out else RESULTS_DIR / "clip" / scale.name
     out.mkdir(parents=True, exist_ok=True)

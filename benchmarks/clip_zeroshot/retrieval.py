@@ -61,7 +61,7 @@ def stage_retrieval(run: Run) -> dict:
     distill = _trained(run, TrainArgs(stage="distill", out=str(runs / "retrieval_distill"),
                                       init=str(runs / "retrieval_teacher" / "checkpoint.pt"),
                                       gaussians=settings.to_dict(), epochs=s.distill_epochs, lr=2e-3, seed=0,
-                                      **common), check_split=False)
+                                      token_distill=s.token_distill, **common), check_split=False)
     student = _trained(run, TrainArgs(stage="contrastive", out=str(runs / "retrieval_gs"),
                                       init=str(runs / "retrieval_distill" / "checkpoint.pt"), unfreeze_blocks=1,
                                       epochs=s.contrastive_epochs, lr=5e-4, seed=0, **common), check_split=False)

@@ -45,6 +45,7 @@ class Scale:
     effort: int = 1
     retrieval_images: int | None = None  # flickr8k_500 images used by the retrieval variant (None: all 500)
     heldout: list[str] = field(default_factory=lambda: ["cat", "truck"])
+    token_distill: float = 0.0  # weight of the token-level distillation loss (splatcodec.clip.train)
 
 
 SCALES = {
@@ -226,7 +227,8 @@ def stage_students(run: Run, rates: dict) -> dict:
             tag = f"{rate}_s{seed}"
             distill = _trained(run, run.train_args(
                 stage="distill", out=str(run.out / "runs" / f"distill_{tag}"), init=str(run.out / "teacher.pt"),
-                gaussians=info["settings"], epochs=s.distill_epochs, lr=2e-3, seed=seed))
+                gaussians=info["settings"], epochs=s.distill_epochs, lr=2e-3, seed=seed,
+                token_distill=s.token_distill))
             contrastive = _trained(run, run.train_args(
                 stage="contrastive", out=str(run.out / "runs" / f"contrastive_{tag}"),
                 init=str(run.out / "runs" / f"distill_{tag}" / "checkpoint.pt"), unfreeze_blocks=1,

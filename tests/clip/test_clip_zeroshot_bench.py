@@ -10,18 +10,22 @@ import pytest
 from benchmarks.clip_zeroshot import evaluation, main
 
 STAGES = ("split", "teacher", "encodes", "students", "evaluate", "retrieval")
+#: The smoke run also exercises the students' token-level distillation option.
+ARGS = ["--smoke", "--threads", "1", "--token-distill", "0.5"]
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("clip_zeroshot")
-    assert main(["--smoke", "--out", str(out), "--threads", "1"]) == 0
+    assert main([*ARGS, "--out", str(out)]) == 0
     return out
 
 
 def test_summary_holds_every_row_and_number(smoke_run):
     s = json.loads((smoke_run / "summary.json").read_text())
-    assert s["smoke"] is True and s["scale"]["name"] == "smoke"
+    assert s["smoke"] is True and s["scale"]["name"] == "smoke" and s["scale"]["token_distill"] == 0.5
+    for run in ("distill_20x_s0", "retrieval_distill"):  # the option reaches every distill run
+        assert json.loads((smoke_run / "runs" / run / "args.json").read_text())["token_distill"] == 0.5
     kinds = [r["kind"] for r in s["rows"]]
     assert kinds == ["teacher_rgb", "teacher_gs_render", "teacher_webp", "teacher_jpeg", "gs_student"]
     for r in s["rows"]:
@@ -73,14 +77,16 @@ def test_resume_skips_finished_stages(smoke_run, capsys):
     stamps = {st: (smoke_run / "stages" / f"{st}.json").stat().st_mtime_ns for st in STAGES}
     ckpt = (smoke_run / "gs_20x.pt").stat().st_mtime_ns
     capsys.readouterr()
-    assert main(["--smoke", "--out", str(smoke_run), "--threads", "1"]) == 0
+    assert main([*ARGS, "--out", str(smoke_run)]) == 0
     out = capsys.readouterr().out
     for st in STAGES:
         assert f"[{st}] finished before: skipped" in out
         assert (smoke_run / "stages" / f"{st}.json").stat().st_mtime_ns == stamps[st]
     assert (smoke_run / "gs_20x.pt").stat().st_mtime_ns == ckpt
     with pytest.raises(SystemExit, match="other settings"):
-        main(["--smoke", "--out", str(smoke_run), "--teacher-epochs", "2"])
+        main([*ARGS, "--out", str(smoke_run), "--teacher-epochs", "2"])
+    with pytest.raises(SystemExit, match="other settings"):
+        main(["--smoke", "--threads", "1", "--out", str(smoke_run)])  # token distillation off: another run
 
 
 def test_checkpoints_load(smoke_run):
