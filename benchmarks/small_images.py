@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image, features
 
-from splatcodec.codec import api, formats
+from splatcodec.codec import api, fit_strategy, formats
 from splatcodec.metrics import psnr
 
 from .small_data import FLICKR_TEST, center_crop, cifar_paths, flickr_paths, load_rgb
@@ -103,16 +103,13 @@ def cifar(count_per_class: int, quick: bool) -> None:
 @contextmanager
 def legacy() -> Iterator[None]:
     """Today's (435fde6) encoder: 1.0 grid and file, fixed effort-4 schedule."""
-    saved = formats.COMPACT_MAX_PIXELS, getattr(api, "SCALED_SCHEDULE", None)
+    saved = formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE
     formats.COMPACT_MAX_PIXELS = 0
-    if saved[1] is not None:
-        api.SCALED_SCHEDULE = False
+    fit_strategy.SCALED_SCHEDULE = False
     try:
         yield
     finally:
-        formats.COMPACT_MAX_PIXELS = saved[0]
-        if saved[1] is not None:
-            api.SCALED_SCHEDULE = saved[1]
+        formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE = saved
 
 
 def _encode(image: np.ndarray, count: int, effort: int) -> tuple[int, float, float]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from splatcodec.codec import api
+from splatcodec.codec import api, fit_strategy
 from splatcodec.codec.api import bits_for_quality, gaussians_for_quality
 from splatcodec.errors import FormatError, InvalidInputError, LimitExceededError
 from splatcodec.image_io import as_array, read_image
@@ -297,7 +297,7 @@ def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
 # ------------------------------------------------------------------------------------- half resolution
 def test_downscale2_is_a_box_average_with_the_odd_edge_repeated():
     image = np.arange(5 * 3 * 2, dtype=np.float32).reshape(3, 5, 2)
-    small = api._downscale2(image)
+    small = fit_strategy.downscale2(image)
     assert small.shape == (2, 3, 2)
     assert np.allclose(small[0, 0], image[0:2, 0:2].mean(axis=(0, 1)))
     assert np.allclose(small[1, 2], image[2, 4])  # the corner block is one pixel repeated 4 times
@@ -314,10 +314,10 @@ def test_upscale2_puts_half_resolution_gaussians_where_they_were_fitted():
     half = Splats(rng.uniform(2, 28, (n, 2)).astype(np.float32),
                   np.column_stack([rng.uniform(3, 6, n), rng.uniform(-2, 2, n), rng.uniform(3, 6, n)]).astype(np.float32),
                   rng.uniform(-0.5, 1, (n, 3)).astype(np.float32), 31, 23)
-    full = api._upscale2(half, 62, 46)  # even, so no edge row is repeated
+    full = fit_strategy.upscale2(half, 62, 46)  # even, so no edge row is repeated
     assert (full.width, full.height) == (62, 46)
     want = render_float(half).reshape(23, 31, 3)
-    got = api._downscale2(render_float(full).reshape(46, 62, 3))
+    got = fit_strategy.downscale2(render_float(full).reshape(46, 62, 3))
     assert np.abs(got - want).max() < 0.01 * np.abs(want).max()
-    shifted = api._downscale2(render_float(Splats(full.xy + 1, full.chol, full.color, 62, 46)).reshape(46, 62, 3))
+    shifted = fit_strategy.downscale2(render_float(Splats(full.xy + 1, full.chol, full.color, 62, 46)).reshape(46, 62, 3))
     assert np.abs(shifted - want).max() > 0.03 * np.abs(want).max()  # the check can see a misplacement

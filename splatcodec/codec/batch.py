@@ -18,14 +18,13 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Sized
+from typing import Any, Callable, Iterable, Iterator, Literal, Sized
 
 from .. import _native
 from ..cancellation import CancelToken
 from ..errors import InvalidInputError, SplatcodecError
-
-if TYPE_CHECKING:  # api imports this module (re-export): import it lazily
-    from .api import EncodeStats
+from .encoder import encode
+from .results import EncodeStats
 
 #: Options of :func:`splatcodec.encode` that make no sense per image of a batch.
 _NOT_PER_BATCH = ("return_stats", "progress", "threads")
@@ -88,7 +87,6 @@ def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads:
     workers, per_image = plan_threads(threads, count)
     stop = threading.Event()
     token = CancelToken()  # this batch's fits only: cancelling it stops no other thread's work
-    from .api import encode
 
     def one(index: int, image: Any) -> EncodeResult:
         if stop.is_set():
