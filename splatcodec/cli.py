@@ -2,8 +2,9 @@
 
 User mistakes (missing files, unreadable images, corrupt ``.gsplat`` data, bad option values) end
 with one ``splatcodec: error: ...`` line on stderr and a non-zero exit status, never a traceback:
-1 for errors while working, 2 for bad usage, 130 after Ctrl-C (SIGINT), 143 after SIGTERM. How inputs
-are read and which outputs may be replaced: :mod:`splatcodec.cli_io`.
+1 for errors while working, 2 for bad usage, 130 after Ctrl-C (SIGINT), 143 after SIGTERM (the group
+class and helpers: :mod:`splatcodec.cli_errors`). How inputs are read and which outputs may be
+replaced: :mod:`splatcodec.cli_io`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import click
 
+from .cli_errors import OneLineErrorGroup, fail, os_message
 from .errors import SplatcodecError
 from .limits import DEFAULT_MAX_PIXELS
 
@@ -25,60 +27,14 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", "
 SUFFIX = ".gsplat"
 
 
-class _Group(click.Group):
-    """A click group whose errors are one line on stderr (no usage dump, no traceback)."""
-
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **kwargs: Any) -> Any:
-        from .cli_io import Terminated, ignore_exit_signals, install_sigterm_handler
-
-        # Signal dispositions are the process's: changed only when this is the program (args from
-        # sys.argv), not when a caller (a test, another tool) runs the CLI in its own process.
-        own_process = args is None
-        if own_process:
-            install_sigterm_handler()
-        message, code = None, 0
-        try:
-            rv = super().main(args=args, prog_name=prog_name or "splatcodec", standalone_mode=False, **kwargs)
-            code = rv if isinstance(rv, int) else 0
-        except click.exceptions.NoArgsIsHelpError as exc:  # bare `splatcodec`: show the help
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-            code = 2
-        except click.UsageError as exc:
-            message, code = exc.format_message(), 2
-        except click.ClickException as exc:
-            message, code = exc.format_message(), exc.exit_code or 1
-        except click.Abort as exc:
-            message, code = ("interrupted", 130) if isinstance(exc.__cause__, KeyboardInterrupt) else ("aborted", 1)
-        except KeyboardInterrupt:
-            message, code = "interrupted", 130
-        except Terminated:
-            message, code = "terminated", 143
-        except SplatcodecError as exc:
-            message, code = str(exc), 1
-        except (OSError, MemoryError) as exc:
-            message, code = _os_message(exc), 1
-        # The work is over (done or failed): a late signal must not turn the exit status into a
-        # death by signal while the interpreter shuts down.
-        if own_process:
-            ignore_exit_signals()
-        if message is not None:
-            _fail(message, code)
-        sys.exit(code)
+# The one-line error handling lives in cli_errors (shared with clip/cli.py); the old private names stay
+# importable from here for the modules that still use them.
+_Group = OneLineErrorGroup
+_fail = fail
+_os_message = os_message
 
 
-def _os_message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc) or type(exc).__name__
-
-
-def _fail(message: str, code: int) -> None:
-    message = " ".join(str(message).split())  # one line, even for multi-line messages of other libraries
-    click.echo(f"splatcodec: error: {message}", err=True)
-    sys.exit(code)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="splatcodec", message="%(prog)s %(version)s")
 def main() -> None:
     """Compress images as coloured 2D Gaussians (.gsplat files)."""
@@ -140,7 +96,7 @@ def _check_overwrite(pairs: list[tuple[str, str]], force: bool) -> None:
 
 
 def _write_output(dst: str, data: bytes, force: bool) -> None:
-    from .codec.api import atomic_write
+    from .fileio import atomic_write
 
     if dst == "-":
         stream = click.get_binary_stream("stdout")
@@ -356,7 +312,7 @@ main.add_command(_encode_dataset)
 try:  # `splatcodec clip ...`: GS-CLIP; torch is imported only when one of its commands runs
     from .clip.cli import clip as _clip
 except ImportError as _missing:  # the extra is not installed: the command says how to get it
-    _clip = click.Command("clip", help=f"GS-CLIP (unavailable: {_missing})", callback=lambda m=str(_missing): _fail(m, 1),
+    _clip = click.Command("clip", help=f"GS-CLIP (unavailable: {_missing})", callback=lambda m=str(_missing): fail(m, 1),
                           context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 main.add_command(_clip)
 

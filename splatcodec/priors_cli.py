@@ -70,7 +70,7 @@ def train_priors(inputs: tuple[str, ...], output: str, quality: float, gaussians
     Files encoded with the priors name them by id and can only be decoded with the same file.
     Use the same quality / Gaussian count as the encodes that will use them.
     """
-    from .codec.api import atomic_write
+    from .fileio import atomic_write
     from .codec.priors_train import train_from_images
 
     if os.path.exists(output) and not force:

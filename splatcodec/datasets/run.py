@@ -131,6 +131,6 @@ def _summary(input: str, output: str, jobs: list[Job], skipped: list[Job], outco
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from ..codec.api import atomic_write
+    from ..fileio import atomic_write
 
     atomic_write(path, (json.dumps(data, indent=1, default=str) + "\n").encode())
