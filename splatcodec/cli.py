@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import click
 
-from .cli_errors import OneLineErrorGroup, fail, os_message
+from .cli_errors import OneLineErrorGroup, fail
 from .errors import SplatcodecError
 from .limits import DEFAULT_MAX_PIXELS
 
@@ -25,13 +25,6 @@ from .limits import DEFAULT_MAX_PIXELS
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm",
                     ".tga"}
 SUFFIX = ".gsplat"
-
-
-# The one-line error handling lives in cli_errors (shared with clip/cli.py); the old private names stay
-# importable from here for the modules that still use them.
-_Group = OneLineErrorGroup
-_fail = fail
-_os_message = os_message
 
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})

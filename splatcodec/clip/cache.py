@@ -189,7 +189,7 @@ class GaussianCache:
     def _write(self, path: Path | None, data: bytes) -> None:
         if path is None:
             return
-        from ..codec.api import atomic_write
+        from ..fileio import atomic_write
 
         path.parent.mkdir(parents=True, exist_ok=True)
         if not (self.directory / "settings.json").exists():  # type: ignore[operator]

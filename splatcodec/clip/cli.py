@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import click
 
-from ..cli import _Group
+from ..cli_errors import OneLineErrorGroup
 
 _RATE_HELP = "Rate for GS input made from images (default: the checkpoint's training settings)."
 
@@ -49,7 +49,7 @@ def _list(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def clip() -> None:
     """GS-CLIP: language-aligned embeddings of images and .gsplat files (needs splatcodec[clip])."""
 
@@ -211,7 +211,7 @@ def embed(files: tuple[str, ...], checkpoint: str, output: str, input_: str, bat
 
     import numpy as np
 
-    from ..codec.api import atomic_write
+    from ..fileio import atomic_write
     from .data import GSPLAT_EXTENSION
 
     model = _load(checkpoint, device)
@@ -241,7 +241,7 @@ def embed(files: tuple[str, ...], checkpoint: str, output: str, input_: str, bat
 def run_standalone(command: str, argv: Sequence[str] | None, prog_name: str) -> int:
     """Runs ``clip <command>`` as a program of its own (errors as one line, like ``splatcodec``);
     returns the exit status."""
-    from ..cli import _fail, _os_message
+    from ..cli_errors import fail, os_message
     from ..errors import SplatcodecError
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -249,15 +249,15 @@ def run_standalone(command: str, argv: Sequence[str] | None, prog_name: str) -> 
         try:
             rv = clip.commands[command].main(args, prog_name=prog_name, standalone_mode=False)
         except click.UsageError as exc:
-            _fail(exc.format_message(), 2)
+            fail(exc.format_message(), 2)
         except click.ClickException as exc:
-            _fail(exc.format_message(), exc.exit_code or 1)
+            fail(exc.format_message(), exc.exit_code or 1)
         except click.Abort:
-            _fail("aborted", 1)
+            fail("aborted", 1)
         except SplatcodecError as exc:
-            _fail(str(exc), 1)
+            fail(str(exc), 1)
         except (OSError, MemoryError) as exc:
-            _fail(_os_message(exc), 1)
+            fail(os_message(exc), 1)
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     return rv if isinstance(rv, int) else 0

@@ -294,7 +294,7 @@ def validate(model: Any, args: TrainArgs, data: _Data) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from ..codec.api import atomic_write
+    from ..fileio import atomic_write
 
     atomic_write(path, (json.dumps(obj, indent=1) + "\n").encode())
 
