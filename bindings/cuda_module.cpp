@@ -1,6 +1,7 @@
 // pybind11 module splatcodec._core_cuda: the CUDA rasteriser and fitter, with the signatures of
 // splatcodec._core (render, render_backward, fit_batch) plus device_count(). Argument errors surface as
-// ValueError (std::invalid_argument), CUDA failures as RuntimeError.
+// ValueError (std::invalid_argument), CUDA failures as RuntimeError, the budget and cancellation as
+// splatcodec's LimitExceededError / CancelledError (as in _core).
 //
 // FitConfig / InitMode are splatcodec._core's types (the same C++ struct, registered once by _core and
 // shared through pybind11's type registry), so a config built for _core.fit_batch works here unchanged.
@@ -27,15 +28,23 @@ using namespace splat_bindings;
 
 namespace {
 
-// `threads` is accepted for signature compatibility with _core and ignored (the work is on the GPU).
-FloatArray render(const FloatArray& params, int64_t width, int64_t height, int /*threads*/) {
+// `threads` is accepted for signature compatibility with _core and ignored (the work is on the GPU). The
+// budget is checked after binning, before the tile lists are allocated; a render is one kernel launch, so
+// `cancel` is honoured before it starts.
+FloatArray render(const FloatArray& params, int64_t width, int64_t height, int /*threads*/, int64_t max_entries,
+                  double max_work, const splat::CancelToken* cancel) {
   const int channels = checked_render_args(params, width, height);
-  FloatArray out({height, width, int64_t(channels)});
-  {
-    py::gil_scoped_release release;
-    splat::cuda_render(params.data(), params.shape(0), channels, int(width), int(height), out.mutable_data());
-  }
-  return out;
+  const splat::RenderBudget budget = render_budget(max_entries, max_work);
+  return with_splatcodec_errors([&] {
+    splat::throw_if_cancelled(cancel);
+    FloatArray out({height, width, int64_t(channels)});
+    {
+      py::gil_scoped_release release;
+      splat::cuda_render(params.data(), params.shape(0), channels, int(width), int(height), out.mutable_data(),
+                         budget);
+    }
+    return out;
+  });
 }
 
 FloatArray render_backward(const FloatArray& params, int64_t width, int64_t height,
@@ -54,9 +63,11 @@ FloatArray render_backward(const FloatArray& params, int64_t width, int64_t heig
 // Fits every image on the GPU. `threads` here is how many images are fitted concurrently (one host
 // thread and CUDA stream each; 0: min(images, 4)).
 py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitConfig>& configs,
-                   const std::vector<py::object>& inits, int threads) {
+                   const std::vector<py::object>& inits, int threads, int64_t max_entries, double max_work,
+                   const splat::CancelToken* cancel) {
   const size_t count = images.size();
   const std::vector<FloatArray> init_arrays = checked_fit_inputs(images, configs, inits);
+  const splat::RenderBudget budget = render_budget(max_entries, max_work);
   std::vector<splat::CudaFitJob> jobs(count);
   for (size_t i = 0; i < count; ++i) {
     splat::check_cuda_fit_config(configs[i]);
@@ -66,6 +77,8 @@ py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitC
     job.height = int(images[i].shape(0));
     job.channels = int(images[i].shape(2));
     job.config = configs[i];
+    job.cancel = cancel;
+    job.budget = budget;
     if (configs[i].init == splat::InitMode::kGiven) {
       job.init_params = init_arrays[i].data();
       job.init_num = init_arrays[i].shape(0);
@@ -73,22 +86,21 @@ py::list fit_batch(const std::vector<FloatArray>& images, const std::vector<FitC
   }
   if (count > 0 && splat::cuda_device_count() <= 0)
     throw std::runtime_error("no CUDA device is available (splatcodec._core_cuda needs a GPU and driver)");
-  std::vector<splat::CudaFitResult> outputs;
-  {
-    py::gil_scoped_release release;
-    outputs = splat::fit_batch_cuda(jobs, threads);
-  }
-  py::list result;
-  for (size_t i = 0; i < count; ++i) {
-    const splat::CudaFitResult& r = outputs[i];
-    if (!r.error.empty()) {
-      const std::string message = "image " + std::to_string(i) + ": " + r.error;
-      if (r.invalid_argument) throw std::invalid_argument(message);
-      throw std::runtime_error(message);
+  return with_splatcodec_errors([&] {
+    std::vector<splat::CudaFitResult> outputs;
+    {
+      py::gil_scoped_release release;
+      outputs = splat::fit_batch_cuda(jobs, threads);
     }
-    result.append(fit_result(r.output, int(images[i].shape(2))));
-  }
-  return result;
+    splat::throw_if_cancelled(cancel);
+    py::list result;
+    for (size_t i = 0; i < count; ++i) {
+      // As _core.fit_batch: the first image's error in input order, its type kept.
+      if (outputs[i].error) std::rethrow_exception(outputs[i].error);
+      result.append(fit_result(outputs[i].output, int(images[i].shape(2))));
+    }
+    return result;
+  });
 }
 
 }  // namespace
@@ -104,6 +116,7 @@ PYBIND11_MODULE(_core_cuda, m) {
     py::module_ core = py::module_::import("splatcodec._core");
     m.attr("FitConfig") = core.attr("FitConfig");
     m.attr("InitMode") = core.attr("InitMode");
+    m.attr("CancelToken") = core.attr("CancelToken");
   } catch (const py::error_already_set&) {
     PyErr_Clear();
     register_fit_config(m, py::module_local());
@@ -111,12 +124,17 @@ PYBIND11_MODULE(_core_cuda, m) {
 
   m.def("device_count", &splat::cuda_device_count, "Number of usable CUDA devices (0 without a GPU/driver).");
   m.def("render", &render, py::arg("params"), py::arg("width"), py::arg("height"), py::arg("threads") = 0,
-        "Render packed Gaussians (N, 5+C) to a float32 (height, width, C) image on the GPU.");
+        py::arg("max_entries") = 0, py::arg("max_work") = 0.0, py::arg("cancel") = py::none(),
+        "Render packed Gaussians (N, 5+C) to a float32 (height, width, C) image on the GPU. max_entries / "
+        "max_work (0: none) bound the tile lists and the evaluated pixels (a whole tile per entry) "
+        "(splatcodec.errors.LimitExceededError).");
   m.def("render_backward", &render_backward, py::arg("params"), py::arg("width"), py::arg("height"),
         py::arg("grad_image"), py::arg("threads") = 0,
         "Gradient of sum(grad_image * render(params)) w.r.t. params, shape (N, 5+C), on the GPU.");
   m.def("fit_batch", &fit_batch, py::arg("images"), py::arg("configs"), py::arg("inits"),
-        py::arg("threads") = 0,
+        py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
+        py::arg("cancel") = py::none(),
         "Fit each float32 (H, W, C) image in [0, 1] on the GPU (no pruning/densification); returns a list "
-        "of (params, stats dict). threads: images fitted concurrently (0: min(images, 4)).");
+        "of (params, stats dict). threads: images fitted concurrently (0: min(images, 4)). The budget "
+        "applies to every iteration's binning; a cancelled CancelToken stops every fit of the call.");
 }

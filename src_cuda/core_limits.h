@@ -32,6 +32,22 @@ struct RenderBudget {
   double max_work = 0.0;
 };
 
+// Throws LimitExceeded when one binning's entries or work exceed `budget` (before anything that size is
+// allocated): the one check of the CPU and CUDA rasterisers. `work` counts evaluated pixels as the
+// backend evaluates them (CPU: whole 16-column chunks of each row a Gaussian crosses; CUDA: the whole
+// 16x16 tile for every entry, one thread per pixel).
+inline void check_render_budget(int64_t entries, int64_t work, const RenderBudget& budget,
+                                const char* counted = "counted in 16-column chunks") {
+  if (budget.max_entries > 0 && entries > budget.max_entries)
+    throw LimitExceeded("rendering needs " + std::to_string(entries) + " Gaussian-tile entries (" +
+                        std::to_string(entries * 12 / (1 << 20)) + " MiB), over the limit of " +
+                        std::to_string(budget.max_entries));
+  if (budget.max_work > 0.0 && double(work) > budget.max_work)
+    throw LimitExceeded("rendering would evaluate " + std::to_string(work) +
+                        " pixels (" + counted + "), over the limit of " +
+                        std::to_string(int64_t(budget.max_work)));
+}
+
 // Per-call cancellation: the caller keeps the token, another thread calls cancel(); loops poll it at
 // safe points and throw Cancelled. One token per call, so cancelling one call never stops another.
 class CancelToken {

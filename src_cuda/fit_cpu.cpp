@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "adam_math.h"
+#include "fit_loop.h"
 #include "gaussian_math.h"
 #include "raster_cpu.h"
 
@@ -106,29 +107,6 @@ int64_t densify(State& s, int64_t count, const std::vector<float>& error_map, co
 
 }  // namespace
 
-double psnr_from_sse(double sse, double count) {
-  const double mse = sse / count;
-  return mse > 0.0 ? -10.0 * std::log10(mse) : 99.0;
-}
-
-bool record_progress(FitStats& stats, const FitConfig& config, int it, double psnr) {
-  const int trace_every = std::max(1, config.iterations / 50);
-  if (it % trace_every == 0) {
-    stats.trace_iterations.push_back(it);
-    stats.trace_psnr.push_back(float(psnr));
-  }
-  if (config.target_psnr > 0.0f && psnr >= config.target_psnr) stats.reached_target = true;
-  return stats.reached_target;
-}
-
-namespace {
-void check_finite_loss(double sse, int it) {
-  if (!std::isfinite(sse))
-    throw std::invalid_argument("the fit diverged at iteration " + std::to_string(it) +
-                                " (non-finite loss): lower the learning rates, or check the initial Gaussians");
-}
-}  // namespace
-
 void check_fit_config(const FitConfig& c, int width, int height) {
   auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
   const int64_t pixels = int64_t(width) * height;
@@ -157,6 +135,56 @@ void check_fit_config(const FitConfig& c, int width, int height) {
   if (!(c.prune_until >= 0.0f && c.prune_until <= 1.0f)) fail("prune_until must be in [0, 1]");
 }
 
+namespace {
+
+// The CPU steps of the fitting loop (fit_loop.h): the tile rasteriser, OpenMP Adam, pruning and
+// error-guided densification.
+struct CpuFitBackend {
+  State& s;
+  const std::vector<float>& target;  // planar
+  const FitConfig& config;
+  int width, height, channels, threads;
+  const CancelToken* cancel;
+  CpuRasterizer raster;
+  std::vector<float> error_map, render_hwc, render_planar;
+  RenderBudget budget;
+
+  void bin(const RenderBudget& b) {
+    budget = b;  // densification re-bins under the same budget
+    raster.bin(s.params.data(), s.size(), channels, width, height, threads, b);
+  }
+  double mse_step(bool want_error_map) {
+    if (want_error_map) error_map.resize(int64_t(width) * height);
+    return raster.mse_step(target.data(), s.grad.data(), want_error_map ? error_map.data() : nullptr);
+  }
+  void adam(const AdamStep& step) {
+    const int64_t n = s.size();
+    const int stride = s.stride;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; ++i)
+      adam_update(&s.params[i * stride], &s.grad[i * stride], &s.m[i * stride], &s.v[i * stride], stride, step);
+  }
+  void prune_and_densify(FitStats& stats) {
+    stats.gaussians_pruned += prune(s, channels, config.prune_threshold, width, height);
+    if (!config.densify || s.size() >= config.num_gaussians) return;
+    // The error map is of the parameters before this step's update; it is only a guide.
+    const int64_t plane = int64_t(width) * height;
+    render_hwc.resize(plane * channels);
+    render_planar.resize(plane * channels);
+    raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
+    raster.forward(render_hwc.data(), cancel);
+    for (int64_t p = 0; p < plane; ++p)
+      for (int c = 0; c < channels; ++c) render_planar[c * plane + p] = render_hwc[p * channels + c];
+    stats.gaussians_added += densify(s, config.num_gaussians - s.size(), error_map, target.data(),
+                                     render_planar, width, height, channels, config.min_chol);
+  }
+  bool params_finite() const {
+    return std::all_of(s.params.begin(), s.params.end(), [](float v) { return std::isfinite(v); });
+  }
+};
+
+}  // namespace
+
 FitOutput fit_image(const float* image, int width, int height, int channels, const FitConfig& config,
                     const float* init_params, int64_t init_num, const CancelToken* cancel,
                     const RenderBudget& budget) {
@@ -183,54 +211,8 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
 
   FitOutput out;
   out.stats.gaussians_initial = s.size();
-  CpuRasterizer raster;
-  std::vector<float> error_map(plane), render_hwc, render_planar;
-  const float lr_base[3] = {config.lr_xy, config.lr_chol, config.lr_color};
-  const double decay = config.iterations > 1 ? std::log(config.lr_final_ratio) / (config.iterations - 1) : 0.0;
-  const int prune_last = int(config.prune_until * config.iterations);
-
-  int it = 0;
-  for (; it < config.iterations; ++it) {
-    throw_if_cancelled(cancel);
-    const bool prune_now = config.prune_every > 0 && it > 0 && it % config.prune_every == 0 && it <= prune_last;
-    raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
-    const double sse = raster.mse_step(target.data(), s.grad.data(), prune_now ? error_map.data() : nullptr);
-    check_finite_loss(sse, it);
-    if (record_progress(out.stats, config, it, psnr_from_sse(sse, values))) break;
-
-    // Adam step with bias correction; learning rates decay exponentially over the run.
-    const AdamStep step = AdamStep::at(lr_base, decay, it, config.l1_color, config.min_chol, width, height);
-    const int64_t n = s.size();
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < n; ++i)
-      adam_update(&s.params[i * stride], &s.grad[i * stride], &s.m[i * stride], &s.v[i * stride], stride, step);
-
-    if (prune_now) {
-      out.stats.gaussians_pruned += prune(s, channels, config.prune_threshold, width, height);
-      if (config.densify && s.size() < config.num_gaussians) {
-        // The error map is of the parameters before this step's update; it is only a guide.
-        render_hwc.resize(plane * channels);
-        render_planar.resize(plane * channels);
-        raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
-        raster.forward(render_hwc.data(), cancel);
-        for (int64_t p = 0; p < plane; ++p)
-          for (int c = 0; c < channels; ++c) render_planar[c * plane + p] = render_hwc[p * channels + c];
-        out.stats.gaussians_added += densify(s, config.num_gaussians - s.size(), error_map, target.data(),
-                                             render_planar, width, height, channels, config.min_chol);
-      }
-    }
-  }
-
-  // Final quality of the returned parameters.
-  throw_if_cancelled(cancel);
-  raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
-  const double sse = raster.mse_step(target.data(), s.grad.data(), nullptr);
-  check_finite_loss(sse, it);
-  // A Gaussian whose parameters went non-finite may touch no pixel and leave the loss finite.
-  if (!std::all_of(s.params.begin(), s.params.end(), [](float v) { return std::isfinite(v); }))
-    check_finite_loss(std::numeric_limits<double>::quiet_NaN(), it);
-  out.stats.final_psnr = psnr_from_sse(sse, values);
-  out.stats.iterations = it;
+  CpuFitBackend backend{s, target, config, width, height, channels, threads, cancel, {}, {}, {}, {}};
+  run_fit_loop(backend, config, width, height, values, out.stats, cancel, budget);
   out.stats.gaussians_final = s.size();
   out.num = s.size();
   out.params = std::move(s.params);

@@ -72,13 +72,7 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
 std::vector<float> initial_gaussians(const float* image, int width, int height, int channels,
                                      const FitConfig& config);
 
-// PSNR (data range 1) of a sum of squared errors over `count` values; 99 dB for an exact fit.
-double psnr_from_sse(double sse, double count);
-
-// Per-iteration bookkeeping shared by the CPU and CUDA loops: samples the training PSNR into the
-// stats' trace (about 50 points per run) and returns true, setting reached_target, once the target
-// PSNR (if any) is reached.
-bool record_progress(FitStats& stats, const FitConfig& config, int it, double psnr);
+// The loop itself, its schedule and its checks are shared with the CUDA fitter: fit_loop.h.
 
 // Validates a configuration; throws std::invalid_argument naming the bad field.
 void check_fit_config(const FitConfig& config, int width, int height);

@@ -1,5 +1,6 @@
-// CUDA fitting loop: see fit_cuda.h. Mirrors fit_image() in fit_cpu.cpp step for step (same schedule,
-// bias correction, gradient sanitising, projection, early stop and trace), minus pruning/densification.
+// CUDA fitting loop: see fit_cuda.h. The loop is fit_loop.h's, shared with fit_image() in fit_cpu.cpp
+// (schedule, early stop, trace, cancellation, render budget, finiteness checks); the steps here run on
+// the device. No pruning/densification (check_cuda_fit_config refuses them).
 #include "fit_cuda.h"
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "cuda_util.h"
 #include "gaussian_math.h"
 #include "fit_cuda_kernels.cuh"
+#include "fit_loop.h"
 #include "raster_cpu.h"
 #include "raster_cuda.h"
 
@@ -20,6 +22,40 @@ namespace splat {
 namespace {
 
 using namespace cuda_kernels;
+
+// The device steps of the fitting loop (fit_loop.h).
+struct CudaFitBackend {
+  CudaRasterizer& raster;
+  float* d_params;
+  float* d_m;
+  float* d_v;
+  float* d_grad;
+  const float* d_target;
+  std::vector<float>& host_params;  // filled by params_finite() with the final parameters
+  int64_t n;
+  int stride, channels, width, height;
+  cudaStream_t stream;
+
+  void bin(const RenderBudget& budget) { raster.bin(d_params, n, channels, width, height, budget); }
+  double mse_step(bool /*want_error_map: only pruning asks, and it is refused*/) {
+    return raster.mse_step(d_target, d_grad, nullptr);
+  }
+  void adam(const AdamStep& a) {
+    if (n == 0) return;
+    adam_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(d_params, d_grad, d_m, d_v, n, stride, a);
+    SPLAT_CUDA_CHECK_LAUNCH();
+  }
+  void prune_and_densify(FitStats&) {
+    throw std::logic_error("the CUDA fitter does not prune (check_cuda_fit_config refuses it)");
+  }
+  bool params_finite() {
+    if (!host_params.empty())
+      SPLAT_CUDA_CHECK(cudaMemcpyAsync(host_params.data(), d_params, host_params.size() * sizeof(float),
+                                       cudaMemcpyDeviceToHost, stream));
+    SPLAT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    return std::all_of(host_params.begin(), host_params.end(), [](float v) { return std::isfinite(v); });
+  }
+};
 
 }  // namespace
 
@@ -31,7 +67,8 @@ void check_cuda_fit_config(const FitConfig& config) {
 }
 
 FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
-                         const float* init_params, int64_t init_num) {
+                         const float* init_params, int64_t init_num, const CancelToken* cancel,
+                         const RenderBudget& budget) {
   check_raster_args(config.num_gaussians, channels, width, height);
   check_fit_config(config, width, height);
   check_cuda_fit_config(config);
@@ -74,33 +111,11 @@ FitOutput fit_image_cuda(const float* image, int width, int height, int channels
   FitOutput out;
   out.stats.gaussians_initial = n;
   CudaRasterizer raster(s);
-  const double decay = config.iterations > 1 ? std::log(config.lr_final_ratio) / (config.iterations - 1) : 0.0;
-
-  int it = 0;
-  for (; it < config.iterations; ++it) {
-    raster.bin(d_params.data(), n, channels, width, height);
-    const double sse = raster.mse_step(d_target.data(), d_grad.data(), nullptr);
-    if (record_progress(out.stats, config, it, psnr_from_sse(sse, values))) break;
-    const float lr_base[3] = {config.lr_xy, config.lr_chol, config.lr_color};
-    const AdamStep a = AdamStep::at(lr_base, decay, it, config.l1_color, config.min_chol, width, height);
-    if (n > 0) {
-      adam_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(d_params.data(), d_grad.data(), d_m.data(),
-                                                              d_v.data(), n, stride, a);
-      SPLAT_CUDA_CHECK_LAUNCH();
-    }
-  }
-
-  // Final quality of the returned parameters.
-  raster.bin(d_params.data(), n, channels, width, height);
-  const double sse = raster.mse_step(d_target.data(), d_grad.data(), nullptr);
-  out.stats.final_psnr = psnr_from_sse(sse, values);
-  out.stats.iterations = it;
+  CudaFitBackend backend{raster, d_params.data(), d_m.data(), d_v.data(), d_grad.data(), d_target.data(),
+                         params, n, stride, channels, width, height, s};
+  run_fit_loop(backend, config, width, height, values, out.stats, cancel, budget);  // params: the result
   out.stats.gaussians_final = n;
   out.num = n;
-  if (!params.empty())
-    SPLAT_CUDA_CHECK(cudaMemcpyAsync(params.data(), d_params.data(), params.size() * sizeof(float),
-                                     cudaMemcpyDeviceToHost, s));
-  stream.synchronize();
   out.params = std::move(params);
   out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
@@ -118,7 +133,8 @@ std::vector<CudaFitResult> fit_batch_cuda(const std::vector<CudaFitJob>& jobs, i
     for (size_t i = next++; i < jobs.size(); i = next++) {
       CudaFitResult& r = results[i];
       if (set != cudaSuccess) {
-        r.error = std::string("cudaSetDevice failed: ") + cudaGetErrorString(set);
+        r.error = std::make_exception_ptr(std::runtime_error(std::string("cudaSetDevice failed: ") +
+                                                             cudaGetErrorString(set)));
         continue;
       }
       const CudaFitJob& job = jobs[i];
@@ -127,12 +143,9 @@ std::vector<CudaFitResult> fit_batch_cuda(const std::vector<CudaFitJob>& jobs, i
       if (workers > 1 && config.threads <= 0) config.threads = 1;
       try {
         r.output = fit_image_cuda(job.image, job.width, job.height, job.channels, config, job.init_params,
-                                  job.init_num);
-      } catch (const std::invalid_argument& e) {
-        r.error = e.what();
-        r.invalid_argument = true;
-      } catch (const std::exception& e) {
-        r.error = e.what();
+                                  job.init_num, job.cancel, job.budget);
+      } catch (...) {  // nothing may leave a worker thread
+        r.error = std::current_exception();
       }
     }
   };

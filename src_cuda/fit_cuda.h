@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,11 @@ namespace splat {
 void check_cuda_fit_config(const FitConfig& config);
 
 // Fits one image (height x width x channels, interleaved, values in [0,1]) on the current CUDA device,
-// on a private stream. Same contract as fit_image(); stats.seconds includes initialisation and uploads.
+// on a private stream. Same contract as fit_image() (the same loop, fit_loop.h: cancellation, budget,
+// non-finite results refused); stats.seconds includes initialisation and uploads.
 FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
-                         const float* init_params = nullptr, int64_t init_num = 0);
+                         const float* init_params = nullptr, int64_t init_num = 0,
+                         const CancelToken* cancel = nullptr, const RenderBudget& budget = RenderBudget{});
 
 struct CudaFitJob {
   const float* image = nullptr;  // host, height x width x channels
@@ -27,12 +30,13 @@ struct CudaFitJob {
   FitConfig config;
   const float* init_params = nullptr;  // for InitMode::kGiven
   int64_t init_num = 0;
+  const CancelToken* cancel = nullptr;  // shared by the jobs of one call
+  RenderBudget budget;
 };
 
 struct CudaFitResult {
   FitOutput output;
-  std::string error;  // non-empty: the job failed with this message (output is then empty)
-  bool invalid_argument = false;  // the failure was a bad argument (vs a CUDA / runtime error)
+  std::exception_ptr error;  // set: the job failed with this exception, type kept (output is then empty)
 };
 
 // Fits every job on the calling thread's current device. `concurrency` jobs run at once, each on its

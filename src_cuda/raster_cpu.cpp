@@ -116,14 +116,7 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
   for (int64_t i = 0; i < n; ++i) gauss_offsets_[i + 1] += gauss_offsets_[i];
   const int64_t entries = gauss_offsets_[n];
   work_ = work;
-  if (budget.max_entries > 0 && entries > budget.max_entries)
-    throw LimitExceeded("rendering needs " + std::to_string(entries) + " Gaussian-tile entries (" +
-                        std::to_string(entries * 12 / (1 << 20)) + " MiB), over the limit of " +
-                        std::to_string(budget.max_entries));
-  if (budget.max_work > 0.0 && double(work) > budget.max_work)
-    throw LimitExceeded("rendering would evaluate " + std::to_string(work) +
-                        " pixels (counted in 16-column chunks), over the limit of " +
-                        std::to_string(int64_t(budget.max_work)));
+  check_render_budget(entries, work, budget);
 
   // Count, then fill, each tile's list in Gaussian order: every Gaussian that touches a tile is listed,
   // and the buffers are exactly as large as what they hold.

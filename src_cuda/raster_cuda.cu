@@ -46,7 +46,8 @@ CudaRasterizer::CudaRasterizer(cudaStream_t stream) : stream_(stream) {
   temp_.set_stream(stream);
 }
 
-void CudaRasterizer::bin(const float* d_params, int64_t n, int channels, int width, int height) {
+void CudaRasterizer::bin(const float* d_params, int64_t n, int channels, int width, int height,
+                         const RenderBudget& budget) {
   check_raster_args(n, channels, width, height);
   if (n > INT32_MAX) throw std::invalid_argument("too many Gaussians for the CUDA rasteriser");
   params_ = d_params;
@@ -76,6 +77,7 @@ void CudaRasterizer::bin(const float* d_params, int64_t n, int channels, int wid
     SPLAT_CUDA_CHECK(cudaMemcpyAsync(&entries, offsets + n, sizeof(int64_t), cudaMemcpyDeviceToHost, stream_));
     SPLAT_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
+  check_render_budget(entries, entries * kTileSize * kTileSize, budget, "a whole 16x16 tile per entry");
   if (entries >= INT32_MAX)
     throw std::invalid_argument("the Gaussians touch " + std::to_string(entries) +
                                 " (tile, Gaussian) pairs, more than the CUDA rasteriser's 2^31 - 1");
@@ -197,7 +199,8 @@ void require_device() {
 }
 }  // namespace
 
-void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out) {
+void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out,
+                 const RenderBudget& budget) {
   check_raster_args(n, channels, width, height);
   require_device();
   CudaStream stream;
@@ -213,7 +216,7 @@ void cuda_render(const float* params, int64_t n, int channels, int width, int he
                                      cudaMemcpyHostToDevice, stream.get()));
   {
     CudaRasterizer raster(stream.get());
-    raster.bin(d_params.data(), n, channels, width, height);
+    raster.bin(d_params.data(), n, channels, width, height, budget);
     raster.forward(d_out.data());
     SPLAT_CUDA_CHECK(cudaMemcpyAsync(out, d_out.data(), pixels * sizeof(float), cudaMemcpyDeviceToHost,
                                      stream.get()));

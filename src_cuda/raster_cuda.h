@@ -19,6 +19,7 @@
 
 #include <cstdint>
 
+#include "core_limits.h"
 #include "cuda_util.h"
 #include "gaussian_math.h"
 
@@ -29,8 +30,10 @@ class CudaRasterizer {
   explicit CudaRasterizer(cudaStream_t stream);
 
   // Prepares and bins `n` packed Gaussians (device rows of 5 + channels floats) for a width x height
-  // image. The params must stay valid (and unchanged) until the next bin().
-  void bin(const float* d_params, int64_t n, int channels, int width, int height);
+  // image. The params must stay valid (and unchanged) until the next bin(). Over `budget` (entries, or
+  // work = entries x a whole tile of pixels), throws LimitExceeded before the tile lists are allocated.
+  void bin(const float* d_params, int64_t n, int channels, int width, int height,
+           const RenderBudget& budget = RenderBudget{});
 
   // Renders into d_out (height x width x channels, interleaved).
   void forward(float* d_out);
@@ -73,7 +76,8 @@ int cuda_device_count();
 
 // One-shot host wrappers used by the Python bindings (host pointers in and out, a private stream).
 // Arguments are validated as for the CPU path (std::invalid_argument).
-void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out);
+void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out,
+                 const RenderBudget& budget = RenderBudget{});
 void cuda_render_backward(const float* params, int64_t n, int channels, int width, int height,
                           const float* grad_image, float* grad_params);
 

@@ -9,6 +9,7 @@ Needs a C++17 compiler (``$CXX`` or g++) and splatcodec._core; skipped without e
 """
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,53 @@ def test_fit_loop_matches_cpu_fit(gpu: EmulatedCuda) -> None:
     assert psnr[-1] > psnr[0] + 1.0
     far = np.abs(params - cpu_params) > 1e-3 * (1 + np.abs(cpu_params))
     assert far.mean() < 0.02, f"{far.sum()} of {far.size} parameters differ from the CPU fit"
+
+
+def _fit_scene(seed: int = 5):
+    rng = np.random.default_rng(seed)
+    width, height = 40, 32
+    yy, xx = np.mgrid[0:height, 0:width]
+    image = np.stack([0.5 + 0.4 * np.sin(xx / 5.0), 0.5 + 0.4 * np.cos(yy / 4.0), (xx + yy) / 80.0], axis=2)
+    image = np.clip(image + rng.normal(0, 0.03, image.shape), 0, 1).astype(np.float32)
+    cfg = _core.FitConfig()
+    cfg.num_gaussians = 60
+    cfg.iterations = 0
+    return image, cfg, np.asarray(_core.initial_gaussians(image, cfg))
+
+
+def _emulated_fit(emu: Path, tmp: Path, init: np.ndarray, image: np.ndarray, cfg, iterations: int,
+                  *extra) -> subprocess.CompletedProcess:
+    """The emulator's fit (the shared loop of fit_loop.h) without asserting success."""
+    init.astype(np.float32).tofile(tmp / "params.f32")
+    image.tofile(tmp / "image.f32")
+    settings = [cfg.lr_xy, cfg.lr_chol, cfg.lr_color, cfg.lr_final_ratio, cfg.min_chol, cfg.l1_color]
+    cmd = [str(emu), "fit", str(image.shape[2]), str(image.shape[1]), str(image.shape[0]), str(len(init)),
+           str(tmp / "params.f32"), str(tmp / "image.f32"), str(iterations), *map(repr, settings),
+           str(tmp / "fit.f32"), str(tmp / "sse.f64"), *map(str, extra)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_shared_fit_loop_refuses_what_the_cpu_loop_refuses(emu: Path, tmp_path: Path) -> None:
+    """The CUDA fitter's loop is the CPU's (fit_loop.h): the same budget, cancellation and finiteness
+    errors, raised by the same code, here through the emulated kernels (the drift issue 11 found: the
+    CUDA loop used to ignore all three)."""
+    image, cfg, init = _fit_scene()
+    ok = _emulated_fit(emu, tmp_path, init, image, cfg, 4)
+    assert ok.returncode == 0, ok.stderr
+    entries = int(ok.stdout.split()[1])
+    # Render budget on every binning: one entry short fails, exactly enough passes.
+    over = _emulated_fit(emu, tmp_path, init, image, cfg, 4, entries - 1)
+    assert over.returncode == 2 and "Gaussian-tile entries" in over.stderr, over.stderr
+    assert _emulated_fit(emu, tmp_path, init, image, cfg, 4, 10 * entries).returncode == 0
+    # Cancellation is polled every iteration: cancelled during step 2, the loop stops before step 3.
+    cancelled = _emulated_fit(emu, tmp_path, init, image, cfg, 6, 0, 2)
+    assert cancelled.returncode == 2 and "cancelled" in cancelled.stderr, cancelled.stderr
+    # A non-finite Gaussian touches no pixel (the loss stays finite) but is refused at the end, as on the CPU.
+    bad = init.copy()
+    bad[7, 2] = np.nan
+    diverged = _emulated_fit(emu, tmp_path, bad, image, cfg, 3)
+    assert diverged.returncode == 2 and "diverged" in diverged.stderr, diverged.stderr
+    cfg.init = _core.InitMode.given
+    cfg.iterations = 3
+    with pytest.raises(ValueError, match="diverged"):
+        _core.fit_batch([image], [cfg], [bad])

@@ -6,12 +6,15 @@
 //   cuda_emu backward C W H N params.f32 grad_image.f32 out.f32   -> out: N x (5 + C)
 //   cuda_emu mse      C W H N params.f32 target_planar.f32 grad.f32 error_map.f32 loss.f64
 //   cuda_emu fit      C W H N params.f32 image_hwc.f32 ITERATIONS LR_XY LR_CHOL LR_COLOR LR_FINAL_RATIO
-//                     MIN_CHOL L1 out_params.f32 out_sse.f64
-//                     (the loop of fit_image_cuda from the given Gaussians: bin + fused MSE step + Adam per
-//                     iteration; out_sse has the loss of every iteration, then of the final parameters)
+//                     MIN_CHOL L1 out_params.f32 out_sse.f64 [MAX_ENTRIES [CANCEL_AT]]
+//                     (fit_image_cuda from the given Gaussians: the shared loop of fit_loop.h with the
+//                     emulated bin + fused MSE step + Adam kernel; out_sse has the loss of every iteration,
+//                     then of the final parameters; MAX_ENTRIES > 0 is the render budget; CANCEL_AT >= 0
+//                     cancels the token during that iteration's step)
 // Also prints "entries <count>" (tile entries after binning) on stdout.
 #include "cuda_emu.h"  // first: defines the CUDA keywords the kernels use
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +24,7 @@
 #include <string>
 
 #include "fit_cuda_kernels.cuh"
+#include "fit_loop.h"
 #include "raster_cuda_kernels.cuh"
 
 using namespace splat;
@@ -147,6 +151,44 @@ double mse_step(const Binned& b, const float* target_planar, std::vector<float>&
   return loss[0];
 }
 
+// fit_image_cuda's steps (fit_cuda.cu) with the kernels emulated, run by the shared loop (fit_loop.h).
+// Records the loss of every mse_step; cancels `token` during the step of iteration `cancel_at` (>= 0).
+struct EmuFitBackend {
+  std::vector<float> p;
+  int channels, width, height;
+  std::vector<float> m, v, grad, target;  // target planar
+  Binned binned;
+  int cancel_at;
+  std::vector<double> losses;
+  CancelToken* token = nullptr;
+
+  void bin(const RenderBudget& budget) {
+    binned = ::bin(p.data(), int64_t(p.size()) / (kGeometryFloats + channels), channels, width, height);
+    check_render_budget(binned.entries, binned.entries * kTileSize * kTileSize, budget,
+                        "a whole 16x16 tile per entry");
+  }
+  double mse_step(bool) {
+    if (int(losses.size()) == cancel_at) token->cancel();
+    losses.push_back(::mse_step(binned, target.data(), grad, nullptr));
+    return losses.back();
+  }
+  void adam(const AdamStep& a) {
+    const int stride = kGeometryFloats + channels;
+    const int64_t n = int64_t(p.size()) / stride;
+    float* pp = p.data();
+    const float* gg = grad.data();
+    float* mm = m.data();
+    float* vp = v.data();
+    emu::launch(grid_for(n, 256), 256, [&] { adam_kernel(pp, gg, mm, vp, n, stride, a); });
+  }
+  void prune_and_densify(FitStats&) { throw std::logic_error("the CUDA fitter does not prune"); }
+  bool params_finite() const {
+    return std::all_of(p.begin(), p.end(), [](float x) { return std::isfinite(x); });
+  }
+};
+
+CancelToken token;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,32 +234,29 @@ int main(int argc, char** argv) {
     } else if (mode == "fit") {
       if (argc < 17) throw std::invalid_argument("fit needs image, iterations, 6 settings and 2 output paths");
       const std::vector<float> image = read_floats(argv[7], pixels * channels);
-      const int iterations = std::atoi(argv[8]);
-      const float lr[3] = {std::strtof(argv[9], nullptr), std::strtof(argv[10], nullptr),
-                           std::strtof(argv[11], nullptr)};
-      const float lr_final_ratio = std::strtof(argv[12], nullptr), min_chol = std::strtof(argv[13], nullptr);
-      const float l1 = std::strtof(argv[14], nullptr);
-      std::vector<float> target(pixels * channels);
+      FitConfig config;
+      config.num_gaussians = n;
+      config.iterations = std::atoi(argv[8]);
+      config.lr_xy = std::strtof(argv[9], nullptr);
+      config.lr_chol = std::strtof(argv[10], nullptr);
+      config.lr_color = std::strtof(argv[11], nullptr);
+      config.lr_final_ratio = std::strtof(argv[12], nullptr);
+      config.min_chol = std::strtof(argv[13], nullptr);
+      config.l1_color = std::strtof(argv[14], nullptr);
+      RenderBudget budget;
+      budget.max_entries = argc > 17 ? std::atoll(argv[17]) : 0;
+      EmuFitBackend backend{params, channels, width, height, {}, {}, {}, {}, {},
+                            argc > 18 ? std::atoi(argv[18]) : -1, {}};
+      backend.m.assign(params.size(), 0.0f);
+      backend.v.assign(params.size(), 0.0f);
+      backend.target.resize(pixels * channels);
       for (size_t q = 0; q < pixels; ++q)
-        for (int c = 0; c < channels; ++c) target[c * pixels + q] = image[q * channels + c];
-      std::vector<float> p = params, m(params.size(), 0.0f), vv(params.size(), 0.0f), grad;
-      std::vector<double> losses;
-      const double decay = iterations > 1 ? std::log(lr_final_ratio) / (iterations - 1) : 0.0;
-      for (int it = 0; it < iterations; ++it) {  // as fit_image_cuda (no target PSNR)
-        Binned bi = bin(p.data(), n, channels, width, height);
-        losses.push_back(mse_step(bi, target.data(), grad, nullptr));
-        const float lr_base[3] = {float(lr[0]), float(lr[1]), float(lr[2])};
-        const AdamStep a = AdamStep::at(lr_base, decay, it, l1, min_chol, width, height);
-        float* pp = p.data();
-        const float* gg = grad.data();
-        float* mm = m.data();
-        float* vp = vv.data();
-        emu::launch(grid_for(n, 256), 256, [&] { adam_kernel(pp, gg, mm, vp, n, stride, a); });
-      }
-      Binned bf = bin(p.data(), n, channels, width, height);
-      losses.push_back(mse_step(bf, target.data(), grad, nullptr));
-      write(argv[15], p);
-      write(argv[16], losses);
+        for (int c = 0; c < channels; ++c) backend.target[c * pixels + q] = image[q * channels + c];
+      FitStats stats;
+      backend.token = &token;
+      run_fit_loop(backend, config, width, height, double(pixels) * channels, stats, &token, budget);
+      write(argv[15], backend.p);
+      write(argv[16], backend.losses);
     } else {
       throw std::invalid_argument("unknown mode " + mode);
     }
