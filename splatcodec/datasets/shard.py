@@ -140,23 +140,25 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
     try:
         with open(tmp_tar, "wb") as fh:
             writer = _wds.tar_writer(fh, _mtime(source))
-            for result in iter_encode(items(), threads=threads, prepare=prepare, **encode_options):
-                sample = pending.pop(result.index)
-                entry = image_entry(sample)
-                totals["count"] += 1
-                totals["bytes_in"] += len(sample[entry]) if entry else 0
-                if result.error is not None:
-                    failures.append({"key": str(sample["__key__"]), "reason": _reason(result.error)})
-                else:
-                    out = {k: v for k, v in sample.items() if k != entry or keep}
-                    out[GSPLAT_EXT] = result.data
-                    writer.write(out)
-                    totals["bytes_out"] += len(result.data)
-                    bpp.append(result.stats.bpp)
-                    psnr.append(result.stats.psnr)
-                if on_sample is not None:
-                    on_sample(result.error is None)
-            writer.close()
+            try:
+                for result in iter_encode(items(), threads=threads, prepare=prepare, **encode_options):
+                    sample = pending.pop(result.index)
+                    entry = image_entry(sample)
+                    totals["count"] += 1
+                    totals["bytes_in"] += len(sample[entry]) if entry else 0
+                    if result.error is not None:
+                        failures.append({"key": str(sample["__key__"]), "reason": _reason(result.error)})
+                    else:
+                        out = {k: v for k, v in sample.items() if k != entry or keep}
+                        out[GSPLAT_EXT] = result.data
+                        writer.write(out)
+                        totals["bytes_out"] += len(result.data)
+                        bpp.append(result.stats.bpp)
+                        psnr.append(result.stats.psnr)
+                    if on_sample is not None:
+                        on_sample(result.error is None)
+            finally:  # also on failure: an unclosed writer would write to the closed file when collected
+                writer.close()
             fh.flush()
             os.fsync(fh.fileno())
         successes = totals["count"] - len(failures)
