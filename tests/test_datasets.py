@@ -284,3 +284,53 @@ def test_iter_gsplat_streams_then_reports_a_damaged_shard_with_our_error(encoded
                                                            if k not in built.bad]
     with pytest.raises(datasets.ShardError, match="No such file"):
         list(datasets.iter_gsplat(tmp_path / "missing.tar"))
+
+
+def _block_cuts(path: Path) -> dict[str, int]:
+    """Cut points on 512-byte boundaries of a tar of three or more samples, around its third sample:
+    right before it (after the second sample's last member), right after its first member, and right
+    after that member's header (inside the member)."""
+    with tarfile.open(path) as tf:
+        members = tf.getmembers()
+    starts = [i for i, m in enumerate(members) if i == 0 or m.name.split(".")[0] != members[i - 1].name.split(".")[0]]
+    third = members[starts[2]]
+    return {"after a sample": third.offset, "after a member": third.offset_data + -(-third.size // 512) * 512,
+            "mid-member": third.offset_data}
+
+
+@pytest.mark.parametrize("where", ["after a sample", "after a member", "mid-member"])
+def test_a_shard_cut_on_a_tar_block_boundary_is_a_shard_error(encoded, tmp_path, where):
+    """tarfile (and webdataset's reader) stop silently where a tar cut on a 512-byte boundary ends:
+    we raise ShardError, after the samples before the damage, on reading back and on encoding."""
+    built, out, _ = encoded
+    data = (out / "00000000.tar").read_bytes()
+    cut = _block_cuts(out / "00000000.tar")[where]
+    assert cut % 512 == 0 and cut < len(data)
+    (tmp_path / "00000000.tar").write_bytes(data[:cut])
+    seen = []
+    with pytest.raises(datasets.ShardError, match="00000000.tar") as info:
+        for key, _, _ in datasets.iter_gsplat(tmp_path / "00000000.tar", decode="bytes"):
+            seen.append(key)
+    # the samples before the damage were streamed, except the one being read when the data ends (it may
+    # miss entries): the second sample unless the third one's first member was read whole
+    good = [k for k in built.samples["00000000.tar"] if k not in built.bad]
+    assert seen == good[:2 if where == "after a member" else 1]
+    assert ("unexpected end of data" if where == "mid-member" else f"truncated: the data ends at byte {cut}") \
+        in str(info.value)
+    # the same input shard (img2dataset layout) cut there: the shard fails, nothing is written
+    source = (built.folder / "00000000.tar").read_bytes()
+    cut = _block_cuts(built.folder / "00000000.tar")[where]
+    (tmp_path / "in.tar").write_bytes(source[:cut])
+    with pytest.raises(datasets.ShardError, match="in.tar"):
+        datasets.encode_shard(tmp_path / "in.tar", tmp_path / "o" / "in.tar", threads=1, **OPTS)
+    assert not (tmp_path / "o" / "in.tar").exists() and _no_partials(tmp_path / "o")
+
+
+def test_a_shard_with_a_garbage_header_is_a_shard_error(encoded, tmp_path):
+    _, out, _ = encoded
+    data = bytearray((out / "00000000.tar").read_bytes())
+    at = _block_cuts(out / "00000000.tar")["after a sample"]
+    data[at:at + 100] = b"x" * 100  # the second sample's first header
+    (tmp_path / "00000000.tar").write_bytes(bytes(data))
+    with pytest.raises(datasets.ShardError, match=f"damaged member header at byte {at}"):
+        list(datasets.iter_gsplat(tmp_path, decode="bytes"))
