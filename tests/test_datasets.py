@@ -85,6 +85,8 @@ def test_stats_and_summary(encoded):
         bpp = [8 * len(g) / (h * w) for g, (h, w) in zip(gsplats, sizes)]
         assert stats["mean_bpp"] == pytest.approx(sum(bpp) / len(bpp))
         assert 10 < stats["mean_psnr"] < 60
+        # img2dataset's own stats of the input shard are kept, not lost under ours
+        assert stats["input_stats"] == json.loads((built.folder / name.replace(".tar", "_stats.json")).read_text())
         total_ok += stats["successes"]
     assert summary["shards"] == {"total": 4, "encoded_now": 3, "skipped_done": 0, "failed": 1, "not_done": 1}
     [failed] = summary["failed_shards"]
@@ -119,6 +121,18 @@ def test_keep_resize_and_same_bytes_as_encode(tmp_path):
         datasets.encode_shard(built.folder / "00000000.tar", tmp_path / "x.tar", gaussians=3)
 
 
+def test_input_stats_missing_or_broken(tmp_path):
+    built = build_shards(tmp_path / "in", shards=2, per_shard=1, longest=24, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    (built.folder / "00000000_stats.json").unlink()
+    (built.folder / "00000001_stats.json").write_text("{not json")
+    stats = [datasets.encode_shard(built.folder / n, tmp_path / "o" / n, threads=1, **OPTS) for n in built.samples]
+    assert stats[0]["input_stats"] is None and "input_stats_error" not in stats[0]
+    assert stats[1]["input_stats"] is None and "00000001_stats.json is not JSON" in stats[1]["input_stats_error"]
+    assert json.loads((tmp_path / "o" / "00000001_stats.json").read_text())["input_stats_error"] \
+        == stats[1]["input_stats_error"]
+
+
 def test_folder_input_and_cli(tmp_path):
     src = tmp_path / "photos"
     (src / "sub").mkdir(parents=True)
@@ -132,6 +146,7 @@ def test_folder_input_and_cli(tmp_path):
                                                       "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == ["00000000.tar", "00000001.tar"]
+    assert json.loads((tmp_path / "out" / "00000000_stats.json").read_text())["input_stats"] is None
     keys = [key for key, _, _ in datasets.iter_gsplat(tmp_path / "out", decode="bytes")]
     assert keys == ["a", "b_v2", "sub/a", "sub/c"]
     images = list(datasets.iter_gsplat(str(tmp_path / "out/{00000000..00000001}.tar"), decode="image",

@@ -30,7 +30,8 @@ from .images import decode_image, image_entry
 GSPLAT_EXT = "gsplat"
 STATS_SUFFIX = "_stats.json"
 PARTIAL_SUFFIX = ".partial"
-#: Per-shard sidecars of img2dataset copied unchanged (its ``_stats.json`` is replaced by ours).
+#: Per-shard sidecars of img2dataset copied unchanged (its ``_stats.json`` is kept inside ours as
+#: ``input_stats``).
 SIDECARS = (".parquet",)
 
 
@@ -108,14 +109,15 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
         encode_options: :func:`splatcodec.encode` options (quality, target_bpp, num_gaussians, effort...).
 
     Returns the stats written to ``_stats.json``: count, successes, failures (key and reason), bytes
-    in (image entries) and out (``.gsplat`` entries), mean bpp and PSNR of the encoded images, seconds.
-    Raises :class:`ShardError` if the input shard cannot be read to its end (nothing is written).
+    in (image entries) and out (``.gsplat`` entries), mean bpp and PSNR of the encoded images, seconds,
+    and ``input_stats``: the input shard's own ``_stats.json`` (img2dataset's), or None. Raises :class:`ShardError` if the input shard cannot be read to its end (nothing is written).
     """
     unknown = set(encode_options) - _encode_option_names()
     if unknown:
         raise InvalidInputError(f"unknown encode option(s): {', '.join(sorted(unknown))}")
     start = time.time()
     output = Path(output)
+    input_stats = _input_stats(source)  # read first: the output may be written over it
     tmp_tar, tmp_stats = partial_paths(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     pending: dict[int, dict[str, Any]] = {}
@@ -173,6 +175,7 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
             "options": {"keep": keep, "resize_longest": resize_longest, "max_pixels": max_pixels, **encode_options},
             "threads": threads, "host": socket.gethostname(), "pid": os.getpid(),
             "started": start, "finished": time.time(),
+            **input_stats,
         }
         tmp_stats.write_text(json.dumps(stats, indent=1, default=str))
         os.replace(tmp_tar, output)
@@ -188,6 +191,24 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
         for tmp in (tmp_tar, tmp_stats):
             if tmp.exists():
                 tmp.unlink()
+
+
+def _input_stats(source: str | os.PathLike | FolderShard) -> dict[str, Any]:
+    """``{"input_stats": ...}``: the input shard's own ``_stats.json`` (img2dataset / DataComp), parsed;
+    None without one; with ``input_stats_error`` if it cannot be read as JSON."""
+    if isinstance(source, FolderShard):
+        return {"input_stats": None}
+    path = stats_path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {"input_stats": None}
+    except (OSError, UnicodeDecodeError) as exc:
+        return {"input_stats": None, "input_stats_error": f"cannot read {path.name}: {exc}"}
+    try:
+        return {"input_stats": json.loads(text)}
+    except ValueError as exc:
+        return {"input_stats": None, "input_stats_error": f"{path.name} is not JSON: {exc}"}
 
 
 def _copy_sidecars(source: Path, output: Path) -> None:
