@@ -10,6 +10,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from shard_builder import REPO_ROOT, build_shards, flickr_files, small_jpeg
@@ -19,7 +20,9 @@ import splatcodec.cli
 from splatcodec import datasets
 from splatcodec.datasets.images import decode_image
 from splatcodec.datasets.layout import locked
-from splatcodec.errors import InvalidInputError, SplatcodecError
+from splatcodec.codec import compact
+from splatcodec.codec.priors import Priors, builtin
+from splatcodec.errors import FormatError, InvalidInputError, SplatcodecError
 
 pytest.importorskip("webdataset")
 OPTS = dict(num_gaussians=30, effort=1)
@@ -349,3 +352,57 @@ def test_a_shard_with_a_garbage_header_is_a_shard_error(encoded, tmp_path):
     (tmp_path / "00000000.tar").write_bytes(bytes(data))
     with pytest.raises(datasets.ShardError, match=f"damaged member header at byte {at}"):
         list(datasets.iter_gsplat(tmp_path, decode="bytes"))
+
+
+def _other_priors() -> Priors:
+    """A valid dataset priors set other than the built-in one (its tables, reweighted)."""
+    rng = np.random.default_rng(5)
+    base = builtin()
+    tables = [np.clip(t * rng.uniform(0.5, 1.5, t.shape), 1, 0xFFFF).astype(np.int64) for t in base.tables]
+    return Priors(tables, base.gap.copy())
+
+
+def test_priors_reach_every_worker_and_are_recorded(tmp_path):
+    built = build_shards(tmp_path / "in", shards=2, per_shard=2, longest=24, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    priors = _other_priors()
+    (tmp_path / "p.bin").write_bytes(priors.to_bytes())
+    digest = priors.digest().hex()
+    args = ["encode-dataset", str(built.folder), str(tmp_path / "out"), "--gaussians", "20", "-e", "1",
+            "--workers", "2", "--threads", "2", "--quiet", "--priors", str(tmp_path / "p.bin")]
+    result = CliRunner().invoke(splatcodec.cli.main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "_summary.json").read_text())
+    assert summary["options"]["priors"] == digest and summary["dataset"]["successes"] == 4
+    for name, samples in built.samples.items():
+        stats = json.loads((tmp_path / "out" / name.replace(".tar", "_stats.json")).read_text())
+        assert stats["priors_sha256"] == stats["options"]["priors"] == digest
+        members = _members(tmp_path / "out" / name)
+        for key, entries in samples.items():
+            data = members[f"{key}.gsplat"]
+            # each worker encoded with these priors: the bytes of encode(priors=...), a file naming them
+            assert data == splatcodec.encode(decode_image(entries["jpg"]), num_gaussians=20, effort=1, priors=priors)
+            assert compact.is_compact(data) and data[3] & 0x20
+    # reading back needs the same priors
+    with pytest.raises(FormatError, match=f"dataset priors {priors.ident().hex()}"):
+        next(datasets.iter_gsplat(tmp_path / "out"))
+    assert len(list(datasets.iter_gsplat(tmp_path / "out", priors=tmp_path / "p.bin", decode="image"))) == 4
+    handler = datasets.gsplat_handler(priors=priors)
+    assert isinstance(handler("k.gsplat", data), splatcodec.Splats)
+    # without --priors the same run records none
+    stats = datasets.encode_shard(built.folder / "00000000.tar", tmp_path / "plain" / "00000000.tar", threads=1,
+                                  num_gaussians=20, effort=1)
+    assert stats["priors_sha256"] is None and "priors" not in stats["options"]
+
+
+def test_a_bad_priors_file_fails_before_anything_is_written(tmp_path):
+    built = build_shards(tmp_path / "in", shards=1, per_shard=1, longest=24, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    (tmp_path / "junk.bin").write_bytes(b"GSPR" + b"\0" * 10)
+    for path, needle in ((tmp_path / "junk.bin", "not a splatcodec priors file"),
+                         (tmp_path / "none.bin", "cannot read priors file")):
+        result = CliRunner().invoke(splatcodec.cli.main, ["encode-dataset", str(built.folder), str(tmp_path / "out"),
+                                                          "--priors", str(path)])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], result.output
+        assert not (tmp_path / "out").exists()

@@ -45,6 +45,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
               help="Time spent fitting, 1 (fast) .. 9 (slow, better).")
 @click.option("--levels", type=click.IntRange(1, 64), default=4, show_default=True, help="Progressive groups.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--priors", "priors_path", metavar="FILE",
+              help="Dataset priors from `splatcodec train-priors` for every image (decoding needs the same FILE).")
 @click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
               help="Retries of a shard whose worker process died.")
 @click.option("--log-every", type=click.FloatRange(min=0), default=30.0, show_default=True,
@@ -54,7 +56,7 @@ def encode_dataset(input: str, output: str, engine: str, workers: int | None, th
                    ray_cpus: int | None, task_cpus: int, max_in_flight: int | None, shard_size: int, keep: bool,
                    resize_longest: int | None, max_pixels: int, quality: float | None, target_bpp: float | None,
                    target_psnr: float | None, gaussians: int | None, effort: int, levels: int, seed: int,
-                   max_retries: int, log_every: float, quiet: bool) -> None:
+                   priors_path: str | None, max_retries: int, log_every: float, quiet: bool) -> None:
     """Encode a dataset to WebDataset shards of .gsplat samples.
 
     INPUT is a folder of .tar shards (img2dataset / DataComp layout), one .tar, or a folder of images
@@ -68,7 +70,7 @@ def encode_dataset(input: str, output: str, engine: str, workers: int | None, th
             not (quality is not None and gaussians is not None and target_bpp is None and target_psnr is None):
         raise click.UsageError("choose one of --quality, --target-bpp, --target-psnr (--gaussians may go with -q)")
     options = {k: v for k, v in dict(quality=quality, target_bpp=target_bpp, target_psnr=target_psnr,
-                                     num_gaussians=gaussians).items() if v is not None}
+                                     num_gaussians=gaussians, priors=priors_path).items() if v is not None}
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         summary = run(input, output, engine=engine, workers=workers, threads=threads, address=address,

@@ -32,32 +32,36 @@ def shard_paths(shards: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     return out
 
 
-def _decoder(decode: Decode, max_gaussians: int | None) -> Callable[[bytes], Any]:
+def _decoder(decode: Decode, max_gaussians: int | None, priors: Any) -> Callable[[bytes], Any]:
     from ..codec import api
+    from ..codec.priors import load
 
+    if priors is not None:
+        priors = load(priors)  # once (a bad file fails here), shared by every sample
     if decode == "bytes":
         return bytes
     if decode == "splats":
-        return lambda data: api.decode_splats(data, max_gaussians=max_gaussians)
+        return lambda data: api.decode_splats(data, max_gaussians=max_gaussians, priors=priors)
     if decode == "image":
-        return lambda data: api.decode(data, max_gaussians=max_gaussians)
+        return lambda data: api.decode(data, max_gaussians=max_gaussians, priors=priors)
     raise InvalidInputError(f"decode must be 'splats', 'bytes' or 'image', got {decode!r}")
 
 
 def iter_gsplat(shards: str | os.PathLike | Iterable[str | os.PathLike], *, decode: Decode = "splats",
                 max_gaussians: int | None = None, worker: tuple[int, int] | None = None,
-                ) -> Iterator[tuple[str, Any, dict[str, bytes]]]:
+                priors: Any = None) -> Iterator[tuple[str, Any, dict[str, bytes]]]:
     """Stream the samples of encoded shards as ``(key, value, other_entries)``.
 
     ``value`` is the ``.gsplat`` entry as :class:`~splatcodec.Splats` (``decode="splats"``, default), raw
     bytes (``"bytes"``) or a decoded uint8 image (``"image"``); ``max_gaussians`` keeps a progressive
-    prefix. ``other_entries`` maps each other entry's extension (``"txt"``, ``"json"``, a kept ``"jpg"``)
+    prefix; ``priors``: the dataset priors (path, bytes or ``Priors``) the shards were encoded with
+    (``encode-dataset --priors``), if any. ``other_entries`` maps each other entry's extension (``"txt"``, ``"json"``, a kept ``"jpg"``)
     to its bytes, unchanged. Samples without a ``.gsplat`` entry are skipped. ``worker=(i, n)`` reads
     only every n-th shard starting at i (e.g. a DataLoader worker's share). Samples stream: a damaged
     ``.gsplat`` raises :class:`~splatcodec.FormatError` when reached, an unreadable or damaged shard
     :class:`~splatcodec.datasets.ShardError` after the samples before the damage were yielded.
     """
-    convert = _decoder(decode, max_gaussians)
+    convert = _decoder(decode, max_gaussians, priors)
     paths = shard_paths(shards)
     if worker is not None:
         index, count = worker
@@ -82,10 +86,12 @@ def _read(path: str) -> Iterator[dict[str, Any]]:
         raise ShardError(f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
 
 
-def gsplat_handler(decode: Decode = "splats", max_gaussians: int | None = None) -> Callable[[str, bytes], Any]:
+def gsplat_handler(decode: Decode = "splats", max_gaussians: int | None = None,
+                   priors: Any = None) -> Callable[[str, bytes], Any]:
     """A decode handler for ``webdataset.WebDataset(...).decode(handler)``: turns ``.gsplat`` entries
-    into Splats / an image (other entries are left to the next handlers)."""
-    convert = _decoder(decode, max_gaussians)
+    into Splats / an image (other entries are left to the next handlers); ``priors`` as for
+    :func:`iter_gsplat`."""
+    convert = _decoder(decode, max_gaussians, priors)
 
     def handler(key: str, data: bytes) -> Any:
         return convert(data) if key.rsplit(".", 1)[-1].lower() == GSPLAT_EXT else None

@@ -8,11 +8,12 @@ from typing import Any
 
 from ..codec.batch import available_cores
 from ..codec.container import DEFAULT_MAX_PIXELS
+from ..codec.priors import load as load_priors
 from ..errors import InvalidInputError
 from .engines import Outcome, import_ray, run_local, run_ray
 from .layout import SUMMARY_NAME, Job, locked, plan, remove_partials, split_done
 from .progress import Progress
-from .shard import _encode_option_names, stats_path
+from .shard import _encode_option_names, priors_sha256, stats_path
 
 ENGINES = ("local", "ray")
 
@@ -55,7 +56,9 @@ def encode_dataset(input: str, output: str, *, engine: str = "local", workers: i
             one with ``ray_cpus`` CPUs), CPUs (threads) per shard task, tasks in flight at most.
         keep, resize_longest, max_pixels: see :func:`~splatcodec.datasets.encode_shard`.
         max_retries: retries of a shard whose worker process died.
-        encode_options: :func:`splatcodec.encode` options (quality, target_bpp, num_gaussians, effort...).
+        encode_options: :func:`splatcodec.encode` options (quality, target_bpp, num_gaussians, effort,
+            priors: dataset priors from ``splatcodec train-priors``, a path, bytes or ``Priors``, loaded
+            once here and sent to every worker; the stats and summary record their SHA-256).
     """
     if engine not in ENGINES:
         raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -64,6 +67,11 @@ def encode_dataset(input: str, output: str, *, engine: str = "local", workers: i
         raise InvalidInputError(f"unknown encode option(s): {', '.join(sorted(unknown))}")
     if engine == "ray":
         import_ray()  # fail before anything is written when Ray is missing
+    recorded = dict(encode_options)
+    if encode_options.get("priors") is not None:  # a bad file fails here, before anything is written
+        priors = load_priors(encode_options["priors"])
+        encode_options["priors"] = priors.to_bytes()  # what travels to every worker / task (29 KB)
+        recorded["priors"] = priors_sha256(priors)
     jobs = plan(input, output, shard_size=shard_size)
     cores = threads or available_cores()
     with locked(output):
@@ -74,6 +82,7 @@ def encode_dataset(input: str, output: str, *, engine: str = "local", workers: i
         if skipped:
             bar.message(f"{len(skipped)} of {len(jobs)} shards are already done in {output}; skipping them")
         base = {"keep": keep, "resize_longest": resize_longest, "max_pixels": max_pixels, **encode_options}
+        shown = {**base, **recorded}  # the options as the summary records them (priors by their hash)
         outcomes: dict[str, Outcome] = {}
 
         def on_outcome(job: Job, outcome: Outcome) -> None:
@@ -105,7 +114,7 @@ def encode_dataset(input: str, output: str, *, engine: str = "local", workers: i
             raise
         finally:
             bar.close()
-            summary = _summary(input, output, jobs, skipped, outcomes, base, setup, time.perf_counter() - start,
+            summary = _summary(input, output, jobs, skipped, outcomes, shown, setup, time.perf_counter() - start,
                                startup, interrupted)
             _write_json(Path(output) / SUMMARY_NAME, summary)
     return summary

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 
 from ..codec.batch import iter_encode
 from ..codec.container import DEFAULT_MAX_PIXELS
+from ..codec.priors import Priors
+from ..codec.priors import load as load_priors
 from ..errors import InvalidInputError, SplatcodecError
 from . import _wds
 from .images import decode_image, image_entry
@@ -47,6 +49,12 @@ class FolderShard:
 
     def __len__(self) -> int:
         return len(self.files)
+
+
+def priors_sha256(priors: Priors) -> str:
+    """How stats name dataset priors: the SHA-256 (hex) of their serialization (a .gsplat file that
+    uses them names them by the first 4 bytes of it)."""
+    return priors.digest().hex()
 
 
 def stats_path(output: str | os.PathLike) -> Path:
@@ -110,11 +118,15 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
 
     Returns the stats written to ``_stats.json``: count, successes, failures (key and reason), bytes
     in (image entries) and out (``.gsplat`` entries), mean bpp and PSNR of the encoded images, seconds,
-    and ``input_stats``: the input shard's own ``_stats.json`` (img2dataset's), or None. Raises :class:`ShardError` if the input shard cannot be read to its end (nothing is written).
+    ``priors_sha256`` (the dataset priors' hash, or None), and ``input_stats``: the input shard's own
+    ``_stats.json`` (img2dataset's), or None. Raises :class:`ShardError` if the input shard cannot be read to its end (nothing is written).
     """
     unknown = set(encode_options) - _encode_option_names()
     if unknown:
         raise InvalidInputError(f"unknown encode option(s): {', '.join(sorted(unknown))}")
+    priors = encode_options.get("priors")
+    if priors is not None:  # loaded once per shard: every image's encode shares its tables
+        encode_options["priors"] = priors = load_priors(priors)
     start = time.time()
     output = Path(output)
     input_stats = _input_stats(source)  # read first: the output may be written over it
@@ -172,7 +184,9 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
             "mean_bpp": sum(bpp) / len(bpp) if bpp else None,
             "mean_psnr": sum(psnr) / len(psnr) if psnr else None,
             "seconds": round(seconds, 3), "images_per_second": round(totals["count"] / seconds, 3) if seconds else None,
-            "options": {"keep": keep, "resize_longest": resize_longest, "max_pixels": max_pixels, **encode_options},
+            "options": {"keep": keep, "resize_longest": resize_longest, "max_pixels": max_pixels, **encode_options,
+                        **({"priors": priors_sha256(priors)} if priors is not None else {})},
+            "priors_sha256": priors_sha256(priors) if priors is not None else None,
             "threads": threads, "host": socket.gethostname(), "pid": os.getpid(),
             "started": start, "finished": time.time(),
             **input_stats,
