@@ -406,3 +406,23 @@ def test_a_bad_priors_file_fails_before_anything_is_written(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], result.output
         assert not (tmp_path / "out").exists()
+
+
+def test_cli_resize_longest_downscales_oversized_images_and_counts_them(tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    big, small = flickr_files(2, start=30)
+    (src / "big.jpg").write_bytes(small_jpeg(big, 64))
+    (src / "small.jpg").write_bytes(small_jpeg(small, 32))
+    result = CliRunner().invoke(splatcodec.cli.main, ["encode-dataset", str(src), str(tmp_path / "out"),
+                                                      "--resize-longest", "48", "--gaussians", "20", "-e", "1",
+                                                      "--workers", "1", "--threads", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    shapes = {key: image.shape for key, image, _ in datasets.iter_gsplat(tmp_path / "out", decode="image")}
+    want_big = decode_image((src / "big.jpg").read_bytes(), resize_longest=48).shape
+    assert max(want_big[:2]) == 48 and max(decode_image((src / "big.jpg").read_bytes()).shape[:2]) == 64
+    assert shapes == {"big": want_big, "small": decode_image((src / "small.jpg").read_bytes()).shape}
+    assert max(shapes["small"][:2]) == 32  # never upscaled
+    stats = json.loads((tmp_path / "out" / "00000000_stats.json").read_text())
+    assert stats["resized"] == 1 and stats["options"]["resize_longest"] == 48 and stats["successes"] == 2
+    assert json.loads((tmp_path / "out" / "_summary.json").read_text())["dataset"]["resized"] == 1

@@ -30,7 +30,15 @@ def fit_longest(width: int, height: int, longest: int | None) -> tuple[int, int]
 
 
 def decode_image(data: bytes, *, resize_longest: int | None = None, max_pixels: int | None = None) -> np.ndarray:
-    """Decode image bytes to uint8 (H, W) or (H, W, 3), EXIF-rotated, alpha composited on white.
+    """Decode image bytes (see :func:`decode_image_sized`)."""
+    return decode_image_sized(data, resize_longest=resize_longest, max_pixels=max_pixels)[0]
+
+
+def decode_image_sized(data: bytes, *, resize_longest: int | None = None,
+                       max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """(pixels, (width, height) of the image before any resize, after EXIF rotation).
+
+    Decode image bytes to uint8 (H, W) or (H, W, 3), EXIF-rotated, alpha composited on white.
 
     ``max_pixels`` refuses inputs whose header declares more pixels (checked before any pixel is
     decoded: a tiny file may claim a huge canvas); ``resize_longest`` downscales (Lanczos) so the longer
@@ -51,6 +59,8 @@ def decode_image(data: bytes, *, resize_longest: int | None = None, max_pixels: 
             if target != (width, height) and im.format == "JPEG":
                 im.draft(im.mode if im.mode in ("L", "RGB") else "RGB",
                          (math.ceil(target[0]), math.ceil(target[1])))
+            # EXIF orientations 5-8 turn the image by 90 degrees
+            upright = (height, width) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (width, height)
             im = ImageOps.exif_transpose(im)
             if resize_longest is not None:
                 size = fit_longest(im.width, im.height, resize_longest)
@@ -58,7 +68,7 @@ def decode_image(data: bytes, *, resize_longest: int | None = None, max_pixels: 
                     if im.mode not in ("L", "RGB", "RGBA", "LA"):
                         im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
                     im = im.resize(size, Image.Resampling.LANCZOS)
-            return pil_to_array(im)
+            return pil_to_array(im), upright
     except (InvalidInputError, LimitExceededError):
         raise
     except Image.DecompressionBombError as exc:

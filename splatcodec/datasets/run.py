@@ -26,7 +26,7 @@ def _read_stats(job: Job) -> dict[str, Any] | None:
 
 
 def _totals(stats: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("count", "successes", "failed", "bytes_in", "bytes_out")
+    keys = ("count", "successes", "failed", "bytes_in", "bytes_out", "resized")
     out: dict[str, Any] = {k: sum(int(s.get(k) or 0) for s in stats) for k in keys}
     ok = out["successes"]
     for name in ("mean_bpp", "mean_psnr"):  # weighted by each shard's successes

@@ -26,8 +26,10 @@ from ..codec.priors import Priors
 from ..codec.priors import load as load_priors
 from ..errors import InvalidInputError, SplatcodecError
 from . import _wds
-from .images import decode_image, image_entry
+from .images import decode_image_sized, image_entry
 
+#: Marks, in a sample being encoded, that its image was downscaled (``resize_longest``).
+RESIZED = "__resized__"
 #: The entry each encoded image is stored under.
 GSPLAT_EXT = "gsplat"
 STATS_SUFFIX = "_stats.json"
@@ -117,7 +119,8 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
         encode_options: :func:`splatcodec.encode` options (quality, target_bpp, num_gaussians, effort...).
 
     Returns the stats written to ``_stats.json``: count, successes, failures (key and reason), bytes
-    in (image entries) and out (``.gsplat`` entries), mean bpp and PSNR of the encoded images, seconds,
+    in (image entries) and out (``.gsplat`` entries), ``resized`` (encoded images that were downscaled
+    first, by ``resize_longest``), mean bpp and PSNR of the encoded images, seconds,
     ``priors_sha256`` (the dataset priors' hash, or None), and ``input_stats``: the input shard's own
     ``_stats.json`` (img2dataset's), or None. Raises :class:`ShardError` if the input shard cannot be read to its end (nothing is written).
     """
@@ -136,7 +139,7 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
     failures: list[dict[str, str]] = []
     bpp: list[float] = []
     psnr: list[float] = []
-    totals = {"count": 0, "bytes_in": 0, "bytes_out": 0}
+    totals = {"count": 0, "bytes_in": 0, "bytes_out": 0, "resized": 0}
 
     def items() -> Iterator[dict[str, Any]]:
         for index, sample in enumerate(_samples(source)):
@@ -149,7 +152,11 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
         entry = image_entry(sample)
         if entry is None:
             raise InvalidInputError("no image entry")
-        return decode_image(sample[entry], resize_longest=resize_longest, max_pixels=max_pixels)
+        pixels, (width, height) = decode_image_sized(sample[entry], resize_longest=resize_longest,
+                                                     max_pixels=max_pixels)
+        if pixels.shape[:2] != (height, width):
+            sample[RESIZED] = True  # read by the main thread once this sample's result is out
+        return pixels
 
     try:
         with open(tmp_tar, "wb") as fh:
@@ -157,6 +164,7 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
             try:
                 for result in iter_encode(items(), threads=threads, prepare=prepare, **encode_options):
                     sample = pending.pop(result.index)
+                    totals["resized"] += bool(sample.pop(RESIZED, False)) and result.error is None
                     entry = image_entry(sample)
                     totals["count"] += 1
                     totals["bytes_in"] += len(sample[entry]) if entry else 0
