@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -406,6 +407,52 @@ def test_a_bad_priors_file_fails_before_anything_is_written(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], result.output
         assert not (tmp_path / "out").exists()
+
+
+PROGRESS_LINE = re.compile(r"encode-dataset: shards (\d+)/(\d+)( \((\d+) failed\))? \| images (\d+)(/~?\d+)?"
+                           r"( \((\d+) failed\))? \| \d+\.\d\d img/s \| elapsed \d+:\d\d:\d\d"
+                           r"( \| ETA \d+:\d\d:\d\d)?")
+
+
+def test_cli_progress_in_a_log_file(tmp_path):
+    """What a log gets (stderr not a terminal): whole lines, no carriage return or escape code, one at each
+    finished shard, the failures on lines of their own, the totals at the end."""
+    built = build_shards(tmp_path / "in", shards=2, per_shard=2, longest=24, huge_png=False)
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    args = [sys.executable, "-m", "splatcodec.cli", "encode-dataset", str(built.folder), str(out), "--gaussians",
+            "20", "-e", "1", "--workers", "1", "--threads", "1", "--log-every", "3600"]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    with open(log, "w") as fh:
+        code = subprocess.run(args, stderr=fh, env=env, timeout=300).returncode
+    text = log.read_text()
+    assert code == 1 and "\r" not in text and "\x1b" not in text, text
+    lines = text.splitlines()
+    progress = [m for m in map(PROGRESS_LINE.fullmatch, lines) if m]
+    others = [line for line in lines if not PROGRESS_LINE.fullmatch(line)]
+    bad = built.corrupt_shards[0]
+    assert len(others) == 3, text
+    assert others[0].startswith(f"{bad}: FAILED: ") and "unexpected end of data" in others[0]
+    assert re.fullmatch(r"2 shards encoded, 0 already done, 1 failed; 4 images encoded, 1 failed; "
+                        r"\d+\.\d{3} bpp, \d+\.\d\d dB, \d+\.\d\d img/s; summary in .*_summary\.json", others[1])
+    assert others[2] == f"splatcodec: error: 1 shard(s) failed: {bad}: {others[0].split(': FAILED: ')[1]}"
+    # a line at each finished shard (one worker: in order), then the last line with the final counts
+    assert [m.group(1) for m in progress][:3] == ["1", "2", "3"] and progress[-1].group(1) == "3"
+    first = progress[0]
+    assert first.group(5, 6, 8) == ("3", "/~9", "1")  # shard 0: 3 samples (1 bad); estimated: no sidecar for shard 2
+    last = progress[-1]
+    assert last.group(0).startswith("encode-dataset: shards 3/3 (1 failed) | images 5/5 (1 failed) | ")
+    assert "ETA" not in last.group(0)
+    # a rerun skips the finished shards, saying so on a line of its own, and tries the damaged one again
+    with open(log, "w") as fh:
+        code = subprocess.run(args, stderr=fh, env=env, timeout=300).returncode
+    lines = log.read_text().splitlines()
+    assert code == 1 and lines[0] == f"2 of 3 shards are already done in {out}; skipping them", lines
+    assert lines[1].startswith("encode-dataset: shards 0/1 | images 0 | ")
+    others = [line for line in lines if not PROGRESS_LINE.fullmatch(line)]
+    assert len(others) == 4 and others[1].startswith(f"{bad}: FAILED: "), lines
+    assert others[2].startswith("0 shards encoded, 2 already done, 1 failed; 0 images encoded, 0 failed; ")
+    last = [line for line in lines if PROGRESS_LINE.fullmatch(line)][-1]
+    assert last.startswith("encode-dataset: shards 1/1 (1 failed) | images 0/0 | ")
 
 
 def test_cli_resize_longest_downscales_oversized_images_and_counts_them(tmp_path):

@@ -50,13 +50,14 @@ class Progress:
     def line(self) -> str:
         elapsed = time.perf_counter() - self.start
         rate = self.images / elapsed if elapsed > 0 else 0.0
-        total = self.estimated_total()
+        finished = self.shards_done + self.shards_failed >= self.shards_total
+        total = self.images if finished else self.estimated_total()  # at the end: what was done
         parts = [f"{self.label}: shards {self.shards_done + self.shards_failed}/{self.shards_total}"]
         if self.shards_failed:
             parts[0] += f" ({self.shards_failed} failed)"
         images = f"images {self.images}"
         if total is not None:
-            images += f"/{'' if self.images_known is not None else '~'}{total}"
+            images += f"/{'' if finished or self.images_known is not None else '~'}{total}"
         if self.failed_images:
             images += f" ({self.failed_images} failed)"
         parts += [images, f"{rate:.2f} img/s", f"elapsed {_duration(elapsed)}"]
