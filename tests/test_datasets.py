@@ -190,9 +190,9 @@ def _worker_writing(parent: int, folder: Path) -> tuple[int, str] | None:
     return None
 
 
-def _start(src: Path, out: Path) -> subprocess.Popen:
+def _start(src: Path, out: Path, *extra: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "splatcodec.cli", "encode-dataset", str(src), str(out), "--gaussians", "60",
-            "-e", "2", "--workers", "2", "--threads", "2", "--log-every", "5"]
+            "-e", "2", "--workers", "2", "--threads", "2", "--log-every", "5", *extra]
     return subprocess.Popen(args, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 
@@ -407,6 +407,26 @@ def test_a_bad_priors_file_fails_before_anything_is_written(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], result.output
         assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to find the worker")
+def test_cli_max_retries_0_fails_the_shard_whose_worker_died_and_finishes_the_others(tmp_path):
+    built = build_shards(tmp_path / "in", shards=3, per_shard=2, longest=48, corrupt_image=False, huge_png=False,
+                         corrupt_shard=False)
+    out = tmp_path / "out"
+    proc = _start(built.folder, out, "--max-retries", "0")
+    pid, shard = _wait_for(lambda: _worker_writing(proc.pid, out), proc)
+    os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "retrying" not in err and f"{shard}: FAILED: its worker process died 1 times" in err
+    assert err.strip().splitlines()[-1] == \
+        f"splatcodec: error: 1 shard(s) failed: {shard}: its worker process died 1 times"
+    summary = json.loads((out / "_summary.json").read_text())
+    assert summary["shards"] == {"total": 3, "encoded_now": 2, "skipped_done": 0, "failed": 1, "not_done": 1}
+    assert summary["failed_shards"] == [{"name": shard, "error": "its worker process died 1 times"}]
+    assert not (out / shard).exists() and _no_partials(out)
+    assert sorted(p.name for p in out.glob("*.tar")) == sorted(set(built.samples) - {shard})
 
 
 PROGRESS_LINE = re.compile(r"encode-dataset: shards (\d+)/(\d+)( \((\d+) failed\))? \| images (\d+)(/~?\d+)?"
