@@ -55,11 +55,13 @@ def iter_gsplat(shards: str | os.PathLike | Iterable[str | os.PathLike], *, deco
     ``value`` is the ``.gsplat`` entry as :class:`~splatcodec.Splats` (``decode="splats"``, default), raw
     bytes (``"bytes"``) or a decoded uint8 image (``"image"``); ``max_gaussians`` keeps a progressive
     prefix; ``priors``: the dataset priors (path, bytes or ``Priors``) the shards were encoded with
-    (``encode-dataset --priors``), if any. ``other_entries`` maps each other entry's extension (``"txt"``, ``"json"``, a kept ``"jpg"``)
-    to its bytes, unchanged. Samples without a ``.gsplat`` entry are skipped. ``worker=(i, n)`` reads
-    only every n-th shard starting at i (e.g. a DataLoader worker's share). Samples stream: a damaged
-    ``.gsplat`` raises :class:`~splatcodec.FormatError` when reached, an unreadable or damaged shard
-    :class:`~splatcodec.datasets.ShardError` after the samples before the damage were yielded.
+    (``encode-dataset --priors``), if any. ``other_entries`` maps each other entry's extension
+    (``"txt"``, ``"json"``, a kept ``"jpg"``) to its bytes, unchanged. Samples without a ``.gsplat``
+    entry are skipped. ``worker=(i, n)`` reads only every n-th shard starting at i (e.g. a DataLoader
+    worker's share). Samples stream: a damaged ``.gsplat`` raises :class:`~splatcodec.FormatError` when
+    reached; a missing, unreadable or damaged shard (cut inside a member or on a member boundary, a
+    garbage header) :class:`~splatcodec.datasets.ShardError` after the samples before the damage were
+    yielded (not the one being read when the data ends: its other entries may be the lost ones).
     """
     convert = _decoder(decode, max_gaussians, priors)
     paths = shard_paths(shards)

@@ -116,13 +116,15 @@ def encode_shard(source: str | os.PathLike | FolderShard, output: str | os.PathL
         max_pixels: refuse (as a failed sample) images whose header declares more pixels.
         threads: CPU threads for this shard's encodes (0: all cores).
         on_sample: called with True/False (encoded or failed) after each sample (progress).
-        encode_options: :func:`splatcodec.encode` options (quality, target_bpp, num_gaussians, effort...).
+        encode_options: :func:`splatcodec.encode` options (quality, target_bpp, num_gaussians, effort,
+            priors: dataset priors from ``splatcodec train-priors``, a path, bytes or ``Priors``...).
 
     Returns the stats written to ``_stats.json``: count, successes, failures (key and reason), bytes
     in (image entries) and out (``.gsplat`` entries), ``resized`` (encoded images that were downscaled
     first, by ``resize_longest``), mean bpp and PSNR of the encoded images, seconds,
     ``priors_sha256`` (the dataset priors' hash, or None), and ``input_stats``: the input shard's own
-    ``_stats.json`` (img2dataset's), or None. Raises :class:`ShardError` if the input shard cannot be read to its end (nothing is written).
+    ``_stats.json`` (img2dataset's), or None. Raises :class:`ShardError` if the input shard cannot be
+    read to its end (nothing is written).
     """
     unknown = set(encode_options) - _encode_option_names()
     if unknown:
