@@ -11,8 +11,8 @@ from . import _native
 # measured 20-200x slower on a busy machine otherwise; see _native).
 _native._prefer_passive_openmp_waits()
 
-from .errors import (CancelledError, FormatError, InvalidInputError, LimitExceededError, NativeExtensionError,
-                     SplatcodecError)
+from .errors import (CancelledError, DeviceError, DeviceUnavailableError, FormatError, InvalidInputError,
+                     LimitExceededError, NativeExtensionError, SplatcodecError)
 from .cancellation import CancelToken
 from .codec.api import decode, encode, encode_batch, info, load, save
 from .fitting import FitOptions, FitResult, FitStats, fit, fit_batch
@@ -24,8 +24,8 @@ from .splats import CUTOFF_SIGMA, Splats
 __version__ = "0.1.0"
 
 __all__ = [
-    "CUTOFF_SIGMA", "CancelToken", "CancelledError", "FitOptions", "FitResult", "FitStats", "FormatError", "InvalidInputError",
-    "LimitExceededError", "NativeExtensionError", "Splats", "SplatcodecError", "fit", "fit_batch",
-    "psnr", "render", "render_float",
+    "CUTOFF_SIGMA", "CancelToken", "CancelledError", "DeviceError", "DeviceUnavailableError", "FitOptions",
+    "FitResult", "FitStats", "FormatError", "InvalidInputError", "LimitExceededError", "NativeExtensionError",
+    "Splats", "SplatcodecError", "fit", "fit_batch", "psnr", "render", "render_float",
     "decode", "encode", "encode_batch", "info", "load", "save", "register_imageio", "register_pillow",
 ]

@@ -22,5 +22,15 @@ class NativeExtensionError(SplatcodecError, ImportError):
     """The compiled core (splatcodec._core) is missing or failed to load."""
 
 
+class DeviceError(SplatcodecError, RuntimeError):
+    """The compute device of a ``device="cuda"`` call failed (a CUDA runtime error: out of GPU memory,
+    a driver or kernel fault)."""
+
+
+class DeviceUnavailableError(DeviceError):
+    """``device="cuda"`` was asked for, but ``splatcodec._core_cuda`` is not built (see docs/cuda.md) or
+    sees no GPU. ``device="auto"`` falls back to the CPU instead."""
+
+
 class CancelledError(SplatcodecError):
     """A call was cancelled through its :class:`splatcodec.CancelToken` (Ctrl-C re-raises KeyboardInterrupt)."""

@@ -146,7 +146,7 @@ def fit(image: Any, num_gaussians: int = ..., iterations: int = ..., *, return_s
 
 def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, target_psnr: float | None = None,
         seed: int = 0, threads: int = 0, return_stats: bool = False,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS, **options: Any) -> Splats | FitResult:
+        max_pixels: int | None = DEFAULT_MAX_PIXELS, device: str = "cpu", **options: Any) -> Splats | FitResult:
     """Fits ``num_gaussians`` Gaussians to ``image``.
 
     Args:
@@ -158,7 +158,11 @@ def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, targe
         target_psnr: stop as soon as the training PSNR (dB, float image) reaches this.
         seed: seeds random initialisation (the fit is deterministic for a given seed and input, and
             independent of ``threads``).
-        threads: CPU threads (0: all cores).
+        threads: CPU threads (0: all cores); on the GPU, images fitted concurrently (0: up to 4).
+        device: "cpu" (default), "cuda" (the GPU: :class:`~splatcodec.DeviceUnavailableError` when
+            ``splatcodec._core_cuda`` is not built or sees no GPU) or "auto" (the GPU when usable,
+            else the CPU). What the GPU fitter supports: docs/cuda.md (options it refuses raise
+            :class:`~splatcodec.InvalidInputError`).
         max_pixels: the pixel limit of the image; with the render budget of :mod:`splatcodec.limits`
             (applied to every iteration, e.g. to a given ``init``); ``None`` lifts them.
         return_stats: return a :class:`FitResult` (splats + :class:`FitStats`) instead of Splats.
@@ -166,7 +170,7 @@ def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, targe
             from given Gaussians, ``lr_scale``, ``prune_threshold``, ``densify``.
     """
     results = fit_batch([image], num_gaussians, iterations, target_psnr=target_psnr, seed=seed,
-                        threads=threads, return_stats=True, max_pixels=max_pixels, **options)
+                        threads=threads, return_stats=True, max_pixels=max_pixels, device=device, **options)
     result = results[0]
     assert isinstance(result, FitResult)
     return result if return_stats else result.splats
@@ -174,7 +178,8 @@ def fit(image: Any, num_gaussians: int = 10000, iterations: int = 2000, *, targe
 
 def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int = 2000, *,
               target_psnr: float | None = None, seed: int = 0, threads: int = 0, return_stats: bool = False,
-              max_pixels: int | None = DEFAULT_MAX_PIXELS, **options: Any) -> list[Splats] | list[FitResult]:
+              max_pixels: int | None = DEFAULT_MAX_PIXELS, device: str = "cpu",
+              **options: Any) -> list[Splats] | list[FitResult]:
     """Fits every image (sizes may differ) in one native call, in parallel across images and tiles.
 
     Takes the same arguments as :func:`fit`; returns a list in input order. Ctrl-C (main thread) or
@@ -184,6 +189,7 @@ def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int
         images = list(images)
     if not isinstance(images, Sequence) or isinstance(images, (str, bytes)):
         raise InvalidInputError("fit_batch expects a sequence of images")
+    device = _native.resolve_device(device)
     threads = _native.check_threads(threads)
     budget = Limits.for_decode(max_pixels=max_pixels, gaussian_limit=None).native_budget()
     opts = _make_options(dict(options, num_gaussians=num_gaussians, iterations=iterations,
@@ -200,7 +206,7 @@ def fit_batch(images: Sequence[Any], num_gaussians: int = 10000, iterations: int
         inits.append(opts.init.packed() if isinstance(opts.init, Splats) else None)
     if not arrays:
         return []
-    raw = _native.run("fit_batch", arrays, configs, inits, threads, **budget)
+    raw = _native.run("fit_batch", arrays, configs, inits, threads, device=device, **budget)
     results = []
     for array, (params, stats) in zip(arrays, raw):
         splats = Splats.from_packed(params, array.shape[1], array.shape[0])

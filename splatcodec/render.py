@@ -31,7 +31,8 @@ def output_size(fitted_width: int, fitted_height: int, width: int | None = None,
 
 
 def _prepare(splats: Splats, width: int | None, height: int | None, threads: int,
-             max_pixels: int | None) -> tuple[np.ndarray, int, int, int, dict]:
+             max_pixels: int | None, device: str) -> tuple[np.ndarray, int, int, int, dict]:
+    _native.resolve_device(device)  # an unknown or unavailable device fails before anything else
     if not isinstance(splats, Splats):
         raise InvalidInputError(f"expected Splats, got {type(splats).__name__}")
     width, height = output_size(splats.width, splats.height, width, height)
@@ -59,24 +60,27 @@ def scaled_params(splats: Splats, width: int, height: int) -> np.ndarray:
 
 
 def render_float(splats: Splats, width: int | None = None, height: int | None = None, *,
-                 threads: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+                 threads: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS, device: str = "cpu") -> np.ndarray:
     """Renders to a float32 (height, width, C) array in image units / 255, not clipped.
 
     ``width``/``height`` default to the fitted size; give one to keep the aspect ratio, or both.
     The limits of :mod:`splatcodec.limits` apply (output pixels, Gaussian-tile entries and render
     work, checked before anything large is allocated: :class:`LimitExceededError`);
     ``max_pixels=None`` lifts them. Ctrl-C or a :class:`~splatcodec.CancelToken` stops a long render.
+    ``device``: "cpu" (default), "cuda" (the GPU, :class:`~splatcodec.DeviceUnavailableError` without
+    one; ``threads`` is then ignored) or "auto" (the GPU when usable); see docs/cuda.md.
     """
-    params, width, height, threads, budget = _prepare(splats, width, height, threads, max_pixels)
-    return backends.render_packed(params, width, height, threads, **budget)
+    params, width, height, threads, budget = _prepare(splats, width, height, threads, max_pixels, device)
+    return backends.render_packed(params, width, height, threads, device=device, **budget)
 
 
 def render(splats: Splats, width: int | None = None, height: int | None = None, *,
-           threads: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+           threads: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS, device: str = "cpu") -> np.ndarray:
     """Renders to a uint8 (height, width, C) image: :func:`to_uint8` of :func:`render_float`,
-    converted tile by tile in the core (the only large allocation is the uint8 output)."""
-    params, width, height, threads, budget = _prepare(splats, width, height, threads, max_pixels)
-    return backends.render_packed(params, width, height, threads, uint8=True, **budget)
+    converted tile by tile in the core (the only large allocation is the uint8 output; on the GPU,
+    which returns the float image, in bands of rows). ``device`` as for :func:`render_float`."""
+    params, width, height, threads, budget = _prepare(splats, width, height, threads, max_pixels, device)
+    return backends.render_packed(params, width, height, threads, uint8=True, device=device, **budget)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

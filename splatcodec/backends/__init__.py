@@ -1,6 +1,8 @@
-"""Which renderer decodes: the native core, or the numba fallback where the core is not built.
+"""Which renderer decodes: the native core, the numba fallback where the core is not built, or the GPU.
 
-``render`` and ``decode`` go through :func:`render_packed`. By default it uses the native core and,
+``render`` and ``decode`` go through :func:`render_packed`. With ``device="cuda"`` (or ``"auto"`` where
+a GPU is usable; :func:`splatcodec._native.resolve_device`) it renders with ``splatcodec._core_cuda``.
+On the CPU, by default it uses the native core and,
 when that is missing (no compiler where splatcodec was installed, or a platform where the extension
 fails to build), the numba renderer of ``splatcodec[numba]``, with a one-time ``RuntimeWarning``.
 ``SPLATCODEC_BACKEND=native|numba`` (read once, when the first render needs it) forces one. Fitting
@@ -53,13 +55,23 @@ def backend() -> str:
         return "numba"
 
 
+#: Rows of a GPU render converted to uint8 at a time hold at most this many values (a bounded float
+#: temporary next to the GPU's float image, which ``_core_cuda`` returns whole: it has no ``render_u8``).
+UINT8_CHUNK_VALUES = 1 << 22
+
+
 def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0, *, uint8: bool = False,
-                  max_entries: int = 0, max_work: float = 0.0) -> np.ndarray:
-    """Render packed (N, 5 + C) float32 Gaussians to float32 (height, width, C) with :func:`backend`
-    (``uint8``: converted as :func:`splatcodec.render.to_uint8` does). The native core checks the
-    budget (``max_entries`` tile entries, ``max_work`` evaluations; 0: none, see splatcodec.limits)
-    before allocating and is cancellable (Ctrl-C, CancelToken); the numba renderer checks the same
-    budget, counted the same way, but cannot be interrupted midway."""
+                  max_entries: int = 0, max_work: float = 0.0, device: str = "cpu") -> np.ndarray:
+    """Render packed (N, 5 + C) float32 Gaussians to float32 (height, width, C) on ``device`` ("cpu":
+    with :func:`backend`; "cuda" / "auto": see the module docstring) (``uint8``: converted as
+    :func:`splatcodec.render.to_uint8` does). The native modules check the budget (``max_entries`` tile
+    entries, ``max_work`` evaluations; 0: none, see splatcodec.limits) before allocating and are
+    cancellable (Ctrl-C, CancelToken); the numba renderer checks the same budget, counted the same
+    way, but cannot be interrupted midway."""
+    if device != "cpu" and _native.resolve_device(device) == "cuda":
+        image = _native.run("render", params, width, height, threads, device="cuda", max_entries=max_entries,
+                            max_work=max_work)
+        return _to_uint8_by_rows(image) if uint8 else image
     if backend() == "native":
         return _native.run("render_u8" if uint8 else "render", params, width, height, threads,
                            max_entries=max_entries, max_work=max_work)
@@ -68,3 +80,14 @@ def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0,
 
     image = numba_raster.render(params, width, height, threads, max_entries=max_entries, max_work=max_work)
     return to_uint8(image) if uint8 else image
+
+
+def _to_uint8_by_rows(image: np.ndarray) -> np.ndarray:
+    """:func:`splatcodec.render.to_uint8` of ``image``, a band of rows at a time (bounded temporaries)."""
+    from ..render import to_uint8
+
+    out = np.empty(image.shape, np.uint8)
+    rows = max(1, UINT8_CHUNK_VALUES // max(1, image.shape[1] * image.shape[2]))
+    for start in range(0, image.shape[0], rows):
+        out[start:start + rows] = to_uint8(image[start:start + rows])
+    return out

@@ -83,6 +83,8 @@ def iter_encode(images: Iterable[Any], quality: float | None = None, *, threads:
     bad = [name for name in _NOT_PER_BATCH if name in options]
     if bad:
         raise InvalidInputError(f"encode_batch sets {', '.join(bad)} itself; do not pass it")
+    if "device" in options:  # resolved once, before any work: a bad device fails the batch, not each image
+        options["device"] = _native.resolve_device(options["device"])
     count = len(images) if isinstance(images, Sized) else None
     workers, per_image = plan_threads(threads, count)
     stop = threading.Event()
@@ -150,7 +152,8 @@ def encode_batch(images: Iterable[Any], quality: float | None = None, *, threads
 
     Args:
         images: arrays or PIL images (any iterable; consumed lazily).
-        quality, options: as for :func:`splatcodec.encode` (``progress`` is not taken).
+        quality, options: as for :func:`splatcodec.encode` (``progress`` is not taken); ``device``
+            is resolved once for the whole batch (an unusable one raises before any image is read).
         threads: total CPU threads (0: all cores this process may use).
         errors: ``"raise"`` (default): on the first failing image (in input order) stop the others
             and raise its exception (with a note naming the image); returns ``list[bytes]``, or

@@ -60,22 +60,26 @@ def decode_splats(data: bytes, *, max_gaussians: int | None = None, max_pixels: 
 
 def decode(data: bytes, *, width: int | None = None, height: int | None = None, scale: float | None = None,
            max_gaussians: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None) -> np.ndarray:
+           gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None, device: str = "cpu") -> np.ndarray:
     """Decode ``.gsplat`` bytes to a uint8 image, (H, W, C) with C = 1 or 3.
 
     ``width``/``height`` (one keeps the aspect ratio) or ``scale`` render at another resolution;
     ``max_gaussians`` decodes a coarser progressive prefix. ``max_pixels`` and ``gaussian_limit``
     are the safety limits (``None`` disables); every malformed input raises :class:`FormatError`.
+    ``device``: where the render runs, "cpu" (default), "cuda" (the GPU;
+    :class:`~splatcodec.DeviceUnavailableError` without one) or "auto" (the GPU when usable).
     """
+    from .._native import resolve_device
     from ..render import output_size, render
 
+    device = resolve_device(device)  # before any parsing: a device that cannot run fails first
     limits = _limits(max_pixels, gaussian_limit)  # refuses a NaN or malformed limit up front
     splats = decode_splats(data, max_gaussians=max_gaussians, max_pixels=max_pixels, gaussian_limit=gaussian_limit,
                            priors=priors)
     out_w, out_h = output_size(splats.width, splats.height, width, height, scale)
     limits.check_pixels(out_w, out_h, "output image")
     # The core counts the tile entries and the work before allocating them (limits.py).
-    return render(splats, width=out_w, height=out_h, max_pixels=limits.max_pixels)
+    return render(splats, width=out_w, height=out_h, max_pixels=limits.max_pixels, device=device)
 
 
 def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None) -> GsplatInfo:

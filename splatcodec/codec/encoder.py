@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+from .._native import resolve_device
 from ..errors import InvalidInputError
 from ..fileio import atomic_write
 from ..limits import DEFAULT_MAX_GAUSSIANS, DEFAULT_MAX_PIXELS, Limits
@@ -61,7 +62,8 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
            bits: BitDepths | None = None, levels: int = DEFAULT_LEVELS, seed: int = 0, threads: int = 0,
            metadata: dict[str, str | bytes] | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
            return_stats: bool = False, fit_kwargs: dict | None = None,
-           progress: Progress | None = None, priors: Any = None) -> bytes | tuple[bytes, EncodeStats]:
+           progress: Progress | None = None, priors: Any = None,
+           device: str = "cpu") -> bytes | tuple[bytes, EncodeStats]:
     """Compress an image into ``.gsplat`` bytes.
 
     Args:
@@ -87,6 +89,10 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
             of the rate search; ``step`` restarts at 1 for each attempt).
         priors: dataset priors (``splatcodec train-priors``; a path, bytes or ``Priors``) for 1.1
             files: they name the priors by id, and decoding them needs the same priors.
+        device: where the fits and renders run: "cpu" (default), "cuda" (the GPU;
+            :class:`~splatcodec.DeviceUnavailableError` without one) or "auto" (the GPU when usable,
+            else the CPU); resolved once per call. The bytes depend on it (the GPU rounds differently);
+            what the GPU fitter supports: docs/cuda.md.
     """
     from ..images import to_uint8_image
 
@@ -97,6 +103,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
     effort = check_effort(effort)
     seed = check_int("seed", seed, minimum=0)
     threads = check_int("threads (0: all cores)", threads, minimum=0, maximum=1024)
+    device = resolve_device(device)  # once: every attempt of a rate search runs on the same device
     modes = sum(x is not None for x in (target_bpp, target_psnr, num_gaussians))
     if modes > 1:
         raise InvalidInputError("give at most one of target_bpp, target_psnr and num_gaussians")
@@ -120,7 +127,7 @@ def encode(image: Any, quality: float | None = None, *, target_bpp: float | None
         if bits is None and formats.compact_grid(w, h, n, channels, metadata) is not None:
             depths = formats.compact_depths(depths)  # the 1.1 grid's fixed ranges need finer steps
         result = fit_and_code(pixels, n, depths, effort, levels, seed, threads, metadata, fit_kwargs,
-                              progress or no_progress, priors)
+                              progress or no_progress, priors, device)
         attempts.append((n, len(result.data), result.psnr))
         return result
 

@@ -84,7 +84,7 @@ def check_fit_kwargs(fit_kwargs: Any) -> dict:
     if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
         raise InvalidInputError(f"fit_kwargs must be a dict of fit options, got {type(fit_kwargs).__name__}")
     reserved = sorted(set(fit_kwargs or ()) & {"num_gaussians", "iterations", "seed", "threads", "init",
-                                                "return_stats", "max_pixels"})
+                                                "return_stats", "max_pixels", "device"})
     if reserved:
         raise InvalidInputError(f"fit_kwargs cannot set {', '.join(reserved)}: encode chooses them")
     merged = {**STAGE_FIT_OPTIONS, **(fit_kwargs or {})}
@@ -125,8 +125,8 @@ def upscale2(splats: Splats, width: int, height: int) -> Splats:
 
 
 def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refine: int, seed: int,
-                       threads: int, fit_kwargs: dict,
-                       progress: Progress = no_progress) -> tuple[Splats, list[int] | None]:
+                       threads: int, fit_kwargs: dict, progress: Progress = no_progress,
+                       device: str = "cpu") -> tuple[Splats, list[int] | None]:
     """Fit ``n`` Gaussians in stages: each stage is fitted to the residual of the ones before.
 
     There are ``max(levels, FIT_STAGES)`` stages; the stored progressive groups are the stages, the
@@ -138,7 +138,7 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
     centre 256x256 crop of kodim23 with 1000 Gaussians, 37.7 dB (effort 4: 800 iterations per
     stage, 300 of polish) against 37.0 dB for a joint fit of 1500 iterations (docs/codec.md). Returns
     the Gaussians in group order and the group sizes (None when the fitter changed the count, e.g.
-    with pruning options).
+    with pruning options). Every fit and render runs on ``device`` ("cpu", "cuda" or "auto").
     """
     from ..fitting import fit
     from ..render import render_float
@@ -146,7 +146,8 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
     sizes = group_sizes_for(n, max(levels, FIT_STAGES))
     total = len(sizes) + 2
     if len(sizes) <= 1:
-        result = fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, **fit_kwargs)
+        result = fit(pixels, num_gaussians=n, iterations=iters, seed=seed, threads=threads, device=device,
+                     **fit_kwargs)
         progress(total - 1, total, "fitted")
         return result, None
     target = pixels.astype(np.float32).reshape(pixels.shape[0], pixels.shape[1], -1) / np.float32(255.0)
@@ -158,11 +159,11 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
         residual = target - explained
         if low_rate and math.sqrt(width * height / size) >= HALF_RES_MIN_SPACING:
             part = upscale2(fit(downscale2(residual), num_gaussians=size, iterations=iters, seed=seed + k,
-                                threads=threads, **fit_kwargs), width, height)
+                                threads=threads, device=device, **fit_kwargs), width, height)
         else:
             part = fit(residual, num_gaussians=size, iterations=iters, seed=seed + k, threads=threads,
-                       **fit_kwargs)
-        explained += render_float(part, max_pixels=None).reshape(target.shape)
+                       device=device, **fit_kwargs)
+        explained += render_float(part, max_pixels=None, device=device).reshape(target.shape)
         parts.append(part)
         progress(k + 1, total, f"fitted stage {k + 1}/{len(sizes)}")
     stacked = Splats(np.concatenate([p.xy for p in parts]), np.concatenate([p.chol for p in parts]),
@@ -173,25 +174,27 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
         groups = [sum(groups[:cut])] + groups[cut:]
     if refine:  # short joint polish; moves the groups a little but keeps the prefixes useful
         stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads, lr_scale=0.3,
-                      max_pixels=None)
+                      max_pixels=None, device=device)
         progress(total - 1, total, "joint polish")
     return stacked, (groups if stacked.num_gaussians == sum(groups) else None)
 
 
 def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, levels: int, seed: int, threads: int,
                  metadata: dict[str, str | bytes] | None, fit_kwargs: dict, progress: Progress = no_progress,
-                 priors: Any = None) -> Attempt:
+                 priors: Any = None, device: str = "cpu") -> Attempt:
     """One fit + quantization-aware refinement + coding of ``pixels`` (uint8) at ``n`` Gaussians.
 
     ``bits``, ``levels``, ``metadata`` and ``priors`` are the file's settings; ``effort``, ``seed``,
-    ``threads`` and ``fit_kwargs`` (already checked by :func:`check_fit_kwargs`) the fits'.
+    ``threads``, ``fit_kwargs`` (already checked by :func:`check_fit_kwargs`) and ``device`` (where the
+    fits and renders run) the fits'.
     """
     from ..fitting import fit  # the native core; imported lazily so the format code works without it
     from ..metrics import psnr
     from ..render import render
 
     iters, refine = iterations_for_effort(effort, pixels.shape[0] * pixels.shape[1])
-    splats, groups = fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress)
+    splats, groups = fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress,
+                                        device)
     h, w = pixels.shape[:2]
     grid = formats.compact_grid(w, h, splats.num_gaussians, len(bits.color), metadata)  # None: 1.0 grid
     q = quantize(splats, bits, levels=levels, groups=groups, ranges=grid)
@@ -202,13 +205,13 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
         # beats refining all parameters and re-quantizing (the re-quantization undoes the refinement).
         geometry = q.ranges[:GEOMETRY_FLOATS].copy()
         refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads, max_pixels=None,
-                    lr_xy=0.0, lr_chol=0.0)  # colours only
+                    device=device, lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes, ranges=grid)
     data, stream_bits = formats.write_best(q, metadata, priors)
     steps = len(group_sizes_for(n, max(levels, FIT_STAGES))) + 2
     progress(steps, steps, "quantized and coded")
-    psnr_db = psnr(render(dequantize(q), max_pixels=None).reshape(pixels.shape), pixels)
+    psnr_db = psnr(render(dequantize(q), max_pixels=None, device=device).reshape(pixels.shape), pixels)
     return Attempt(data, psnr_db, stream_bits, q.num_gaussians)
 
 
