@@ -26,6 +26,19 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", "
                     ".tga"}
 SUFFIX = ".gsplat"
 
+#: ``--device`` of encode and decode: where the fits / renders run (splatcodec._native.resolve_device).
+_device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+    help="Where to fit and render: the CPU, the GPU (needs splatcodec._core_cuda, see docs/cuda.md) or "
+         "the GPU when usable.")
+
+
+def _resolve_device(device: str) -> str:
+    """The device of ``--device``, checked before any input is read (an unusable GPU is a one-line error)."""
+    from ._native import resolve_device
+
+    return resolve_device(device)
+
 
 @click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="splatcodec", message="%(prog)s %(version)s")
@@ -122,11 +135,12 @@ def _write_output(dst: str, data: bytes, force: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--priors", "priors_path", metavar="FILE",
               help="Dataset priors from `splatcodec train-priors` (1.1 files need the same FILE to decode).")
+@_device_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, target_bpp: float | None,
            target_psnr: float | None, gaussians: int | None, effort: int, levels: int, threads: int, seed: int,
-           priors_path: str | None, force: bool, quiet: bool) -> None:
+           priors_path: str | None, device: str, force: bool, quiet: bool) -> None:
     """Encode images (files, directories of images, or - for stdin) to .gsplat."""
     from .cli_io import read_image_input
     from .codec.api import encode as encode_image
@@ -137,6 +151,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
     pairs = _plan(_expand_inputs(inputs), output, SUFFIX)
     _check_overwrite(pairs, force)
     priors = _load_priors(priors_path)  # before any work: a bad FILE fails up front
+    device = _resolve_device(device)
     show = not quiet and len(pairs) > 1
     steps = _StepBar(enabled=not quiet and len(pairs) == 1)
     with click.progressbar(pairs, label="encoding", file=sys.stderr, show_pos=True) if show \
@@ -146,7 +161,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, t
             data, stats = encode_image(pixels, quality, target_bpp=target_bpp, target_psnr=target_psnr,
                                        num_gaussians=gaussians, effort=effort, levels=levels, threads=threads,
                                        seed=seed, metadata=metadata or None, return_stats=True,
-                                       progress=steps.update, priors=priors)
+                                       progress=steps.update, priors=priors, device=device)
             steps.close()
             _write_output(dst, data, force)
             if not quiet and dst != "-" and len(pairs) == 1:
@@ -210,9 +225,11 @@ class _nullbar:
 @click.option("--max-pixels", type=click.IntRange(min=1), help="Raise the decoded-pixel safety limit.")
 @click.option("--priors", "priors_path", metavar="FILE",
               help="Dataset priors from `splatcodec train-priors` the file was encoded with.")
+@_device_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 def decode(input: str, output: str | None, scale: float | None, width: int | None, height: int | None,
-           max_gaussians: int | None, max_pixels: int | None, priors_path: str | None, force: bool) -> None:
+           max_gaussians: int | None, max_pixels: int | None, priors_path: str | None, device: str,
+           force: bool) -> None:
     """Decode a .gsplat file (or - for stdin) to an image."""
     from .cli_io import read_gsplat
     from .codec import api
@@ -225,10 +242,11 @@ def decode(input: str, output: str | None, scale: float | None, width: int | Non
         raise SplatcodecError(f"{input}: no such file")
     [(src, dst)] = _plan([input], output, ".png")
     _check_overwrite([(src, dst)], force)
+    device = _resolve_device(device)
     limit = max_pixels or DEFAULT_MAX_PIXELS
     data = read_gsplat(src, Limits.for_decode(max_pixels=limit))
     pixels = api.decode(data, width=width, height=height, scale=scale, max_gaussians=max_gaussians, max_pixels=limit,
-                        priors=_load_priors(priors_path))
+                        priors=_load_priors(priors_path), device=device)
     buf = io.BytesIO()
     ext = "png" if dst == "-" else Path(dst).suffix.lstrip(".").lower()
     from PIL import Image
