@@ -173,3 +173,92 @@ def test_fit_refuses_pruning_and_bad_input() -> None:
     with pytest.raises(ValueError):
         _core_cuda.fit_batch([image], [_config(init=_core.InitMode.given)], [None])
     assert _core_cuda.fit_batch([], [], []) == []
+
+
+# --------------------------------------------------------------------- the public calls, device="cuda"
+# The dispatch layer (splatcodec._native.resolve_device): the same public calls as on the CPU, run on
+# the GPU. tests/test_devices.py checks the refusals and "auto" where no GPU is usable.
+
+#: Values that may differ by a cutoff jump: a pixel whose q lies within float rounding of the 3-sigma cutoff
+#: (q = 9) can be in on one backend and out on the other (FMA contraction, the CPU's column chunks; see
+#: docs/cuda.md), a jump of |colour| e^-4.5. Fitted splats are not redrawn away from it as the random scenes
+#: above are, so a few such values are allowed, bounded by that jump.
+CUTOFF_OUTLIERS = 1e-4
+
+
+def _assert_close_up_to_cutoff_jumps(gpu: np.ndarray, cpu: np.ndarray, tolerance: float, jump: float,
+                                     what: str) -> None:
+    """|gpu - cpu| <= tolerance everywhere except at most CUTOFF_OUTLIERS of the values, off by <= jump."""
+    assert gpu.shape == cpu.shape and gpu.dtype == cpu.dtype, what
+    err = np.abs(gpu.astype(np.float64) - cpu.astype(np.float64))
+    outliers = int((err > tolerance).sum())
+    assert outliers <= CUTOFF_OUTLIERS * err.size, f"{what}: {outliers} of {err.size} values off, max {err.max()}"
+    assert err.max() <= tolerance + jump, f"{what}: max error {err.max()} (tolerance {tolerance}, jump {jump})"
+
+
+def _splats_of_the_crop():
+    import splatcodec as sc
+
+    return sc.fit(_kodak_crop(), 600, 150, seed=1, threads=2)
+
+
+def test_public_render_on_the_gpu_matches_the_cpu() -> None:
+    import splatcodec as sc
+    from splatcodec import _native
+
+    assert _native.resolve_device("auto") == "cuda" and _native.module_for("cuda") is _core_cuda
+    splats = _splats_of_the_crop()
+    jump = float(np.abs(splats.color).max()) * math.exp(-4.5) * 1.01
+    for size in (dict(), dict(width=200), dict(width=77, height=300)):
+        gpu, cpu = sc.render_float(splats, device="cuda", **size), sc.render_float(splats, **size)
+        assert gpu.dtype == np.float32 and np.isfinite(gpu).all()
+        _assert_close_up_to_cutoff_jumps(gpu, cpu, 1e-4, jump, f"render_float(device='cuda', {size})")
+        _assert_close_up_to_cutoff_jumps(sc.render(splats, device="cuda", **size), sc.render(splats, **size), 1,
+                                         255 * jump, f"render(device='cuda', {size})")
+    np.testing.assert_array_equal(sc.render(splats, device="auto"), sc.render(splats, device="cuda"))
+
+
+def test_public_fit_on_the_gpu() -> None:
+    import splatcodec as sc
+
+    image = _kodak_crop()
+    gpu = sc.fit(image, 600, 250, device="cuda", return_stats=True)
+    cpu = sc.fit(image, 600, 250, return_stats=True)
+    assert gpu.splats.num_gaussians == 600 and gpu.stats.iterations == 250
+    assert gpu.stats.final_psnr > 31.0, gpu.stats
+    assert abs(gpu.stats.final_psnr - cpu.stats.final_psnr) < 0.5, (gpu.stats, cpu.stats)
+    batch = sc.fit_batch([image, image[:64, :96]], 300, 60, device="cuda", return_stats=True)
+    assert [r.splats.width for r in batch] == [128, 96] and all(r.stats.final_psnr > 20 for r in batch)
+    with pytest.raises(sc.InvalidInputError, match="min_chol"):  # the module's ValueError, as our type
+        sc.fit(image, 600, 10, device="cuda", min_chol=-1.0)
+
+
+def test_public_decode_on_the_gpu_within_one_level_of_the_cpu() -> None:
+    import splatcodec as sc
+    from splatcodec.codec.api import decode_splats
+
+    data = sc.encode((_kodak_crop() * 255 + 0.5).astype(np.uint8), quality=60, effort=1, threads=2)
+    jump = 255 * float(np.abs(decode_splats(data).color).max()) * math.exp(-4.5) * 1.01
+    for options in (dict(), dict(scale=1.5), dict(max_gaussians=100), dict(width=2400)):  # 2400: several bands
+        gpu, cpu = sc.decode(data, device="cuda", **options), sc.decode(data, **options)
+        assert gpu.dtype == np.uint8
+        _assert_close_up_to_cutoff_jumps(gpu, cpu, 1, jump, f"decode(device='cuda', {options})")
+
+
+def test_public_encode_on_the_gpu() -> None:
+    # Stage fits without pruning/densification: what the GPU fitter ran when this was written. With the
+    # default stage options encode either works on the GPU or refuses them as invalid input (our type).
+    import splatcodec as sc
+
+    pixels = (_kodak_crop() * 255 + 0.5).astype(np.uint8)
+    plain = {"prune_every": 0, "densify": False}
+    gpu = sc.encode(pixels, quality=60, effort=1, fit_kwargs=plain, device="cuda", return_stats=True)
+    cpu = sc.encode(pixels, quality=60, effort=1, fit_kwargs=plain, return_stats=True)
+    assert abs(gpu[1].psnr - cpu[1].psnr) < 0.5, (gpu[1], cpu[1])
+    assert sc.psnr(sc.decode(gpu[0]), pixels) == pytest.approx(gpu[1].psnr, abs=0.1)
+    try:
+        data = sc.encode(pixels, quality=60, effort=1, device="cuda")
+    except sc.InvalidInputError as exc:
+        assert "prun" in str(exc) or "densif" in str(exc), exc
+    else:
+        assert sc.psnr(sc.decode(data), pixels) > 25
