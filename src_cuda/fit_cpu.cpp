@@ -13,99 +13,10 @@
 #include "adam_math.h"
 #include "fit_loop.h"
 #include "gaussian_math.h"
+#include "prune_densify.h"
 #include "raster_cpu.h"
 
 namespace splat {
-
-namespace {
-
-constexpr int kErrorBlock = 8;  // densification candidates: the worst pixel of each 8x8 block
-
-// Parameters and Adam moments, kept packed side by side so pruning compacts all three together.
-struct State {
-  int stride;
-  std::vector<float> params, m, v, grad;
-  int64_t size() const { return int64_t(params.size()) / stride; }
-  void resize(int64_t n) {
-    params.resize(n * stride);
-    m.resize(n * stride, 0.0f);
-    v.resize(n * stride, 0.0f);
-    grad.resize(n * stride, 0.0f);
-  }
-};
-
-// Removes Gaussians with luma(|colour|) < threshold (and ones that touch no pixel); returns how many.
-int64_t prune(State& s, int channels, float threshold, int width, int height) {
-  const int stride = s.stride;
-  int64_t kept = 0;
-  for (int64_t i = 0; i < s.size(); ++i) {
-    const float* p = &s.params[i * stride];
-    const Prepared g = prepare_gaussian(p, channels, width, height);
-    const bool visible = g.x0 <= g.x1 && g.y0 <= g.y1;
-    if (!visible || luma_of_abs(p + kGeometryFloats, channels) < threshold) continue;
-    if (kept != i) {
-      std::copy_n(&s.params[i * stride], stride, &s.params[kept * stride]);
-      std::copy_n(&s.m[i * stride], stride, &s.m[kept * stride]);
-      std::copy_n(&s.v[i * stride], stride, &s.v[kept * stride]);
-    }
-    ++kept;
-  }
-  const int64_t removed = s.size() - kept;
-  s.params.resize(kept * stride);
-  s.m.resize(kept * stride);
-  s.v.resize(kept * stride);
-  s.grad.resize(kept * stride);
-  return removed;
-}
-
-// Adds up to `count` Gaussians at the worst pixel of the 8x8 blocks with the largest squared error,
-// coloured with the residual there and small (sigma ~ 1 px), so they start by fixing that error.
-int64_t densify(State& s, int64_t count, const std::vector<float>& error_map, const float* target_planar,
-                const std::vector<float>& render_planar, int width, int height, int channels,
-                float min_chol) {
-  const int bx = (width + kErrorBlock - 1) / kErrorBlock, by = (height + kErrorBlock - 1) / kErrorBlock;
-  struct Candidate {
-    double block_error;
-    int pixel;
-  };
-  std::vector<Candidate> candidates(size_t(bx) * by);
-  for (int b = 0; b < bx * by; ++b) {
-    const int x0 = (b % bx) * kErrorBlock, y0 = (b / bx) * kErrorBlock;
-    double total = 0.0;
-    int worst = y0 * width + x0;
-    for (int y = y0; y < std::min(y0 + kErrorBlock, height); ++y)
-      for (int x = x0; x < std::min(x0 + kErrorBlock, width); ++x) {
-        const int pix = y * width + x;
-        total += error_map[pix];
-        if (error_map[pix] > error_map[worst]) worst = pix;
-      }
-    candidates[b] = Candidate{total, worst};
-  }
-  count = std::min<int64_t>(count, int64_t(candidates.size()));
-  if (count <= 0) return 0;
-  std::partial_sort(candidates.begin(), candidates.begin() + count, candidates.end(),
-                    [](const Candidate& a, const Candidate& b) {
-                      return a.block_error != b.block_error ? a.block_error > b.block_error : a.pixel < b.pixel;
-                    });
-  const int64_t plane = int64_t(width) * height;
-  const int64_t old = s.size();
-  s.resize(old + count);
-  const float sigma = std::max(1.0f, min_chol);
-  for (int64_t k = 0; k < count; ++k) {
-    const int pix = candidates[k].pixel;
-    float* p = &s.params[(old + k) * s.stride];
-    p[0] = pix % width + 0.5f;
-    p[1] = pix / width + 0.5f;
-    p[2] = sigma;
-    p[3] = 0.0f;
-    p[4] = sigma;
-    for (int c = 0; c < channels; ++c)
-      p[kGeometryFloats + c] = target_planar[c * plane + pix] - render_planar[c * plane + pix];
-  }
-  return count;
-}
-
-}  // namespace
 
 void check_fit_config(const FitConfig& c, int width, int height) {
   auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
@@ -137,16 +48,16 @@ void check_fit_config(const FitConfig& c, int width, int height) {
 
 namespace {
 
-// The CPU steps of the fitting loop (fit_loop.h): the tile rasteriser, OpenMP Adam, pruning and
-// error-guided densification.
+// The CPU steps of the fitting loop (fit_loop.h): the tile rasteriser, OpenMP Adam, and the shared
+// pruning and error-guided densification (prune_densify.h) run in place.
 struct CpuFitBackend {
-  State& s;
+  GaussianState& s;
   const std::vector<float>& target;  // planar
   const FitConfig& config;
   int width, height, channels, threads;
   const CancelToken* cancel;
   CpuRasterizer raster;
-  std::vector<float> error_map, render_hwc, render_planar;
+  std::vector<float> grad, error_map;
   RenderBudget budget;
 
   void bin(const RenderBudget& b) {
@@ -154,29 +65,24 @@ struct CpuFitBackend {
     raster.bin(s.params.data(), s.size(), channels, width, height, threads, b);
   }
   double mse_step(bool want_error_map) {
+    grad.resize(s.params.size());  // follows the count, which pruning and densification change
     if (want_error_map) error_map.resize(int64_t(width) * height);
-    return raster.mse_step(target.data(), s.grad.data(), want_error_map ? error_map.data() : nullptr);
+    return raster.mse_step(target.data(), grad.data(), want_error_map ? error_map.data() : nullptr);
   }
   void adam(const AdamStep& step) {
     const int64_t n = s.size();
     const int stride = s.stride;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t i = 0; i < n; ++i)
-      adam_update(&s.params[i * stride], &s.grad[i * stride], &s.m[i * stride], &s.v[i * stride], stride, step);
+      adam_update(&s.params[i * stride], &grad[i * stride], &s.m[i * stride], &s.v[i * stride], stride, step);
   }
   void prune_and_densify(FitStats& stats) {
-    stats.gaussians_pruned += prune(s, channels, config.prune_threshold, width, height);
-    if (!config.densify || s.size() >= config.num_gaussians) return;
-    // The error map is of the parameters before this step's update; it is only a guide.
-    const int64_t plane = int64_t(width) * height;
-    render_hwc.resize(plane * channels);
-    render_planar.resize(plane * channels);
-    raster.bin(s.params.data(), s.size(), channels, width, height, threads, budget);
-    raster.forward(render_hwc.data(), cancel);
-    for (int64_t p = 0; p < plane; ++p)
-      for (int c = 0; c < channels; ++c) render_planar[c * plane + p] = render_hwc[p * channels + c];
-    stats.gaussians_added += densify(s, config.num_gaussians - s.size(), error_map, target.data(),
-                                     render_planar, width, height, channels, config.min_chol);
+    splat::prune_and_densify(s, config, error_map.data(), target.data(), width, height, channels, stats,
+                             [&](const GaussianState& pruned, float* out) {
+                               raster.bin(pruned.params.data(), pruned.size(), channels, width, height,
+                                          threads, budget);
+                               raster.forward(out, cancel);
+                             });
   }
   bool params_finite() const {
     return std::all_of(s.params.begin(), s.params.end(), [](float v) { return std::isfinite(v); });
@@ -200,7 +106,7 @@ FitOutput fit_image(const float* image, int width, int height, int channels, con
   for (int64_t p = 0; p < plane; ++p)
     for (int c = 0; c < channels; ++c) target[c * plane + p] = image[p * channels + c];
 
-  State s{stride, {}, {}, {}, {}};
+  GaussianState s{stride, {}, {}, {}};
   if (config.init == InitMode::kGiven) {
     if (init_params == nullptr || init_num < 1) throw std::invalid_argument("init: no Gaussians given");
     s.params.assign(init_params, init_params + init_num * stride);
