@@ -1,6 +1,6 @@
 // CUDA fitting loop: see fit_cuda.h. The loop is fit_loop.h's, shared with fit_image() in fit_cpu.cpp
 // (schedule, early stop, trace, cancellation, render budget, finiteness checks); the steps here run on
-// the device. No pruning/densification (check_cuda_fit_config refuses them).
+// the device, except pruning and densification: prune_densify.h's, on a host copy (see there).
 #include "fit_cuda.h"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "gaussian_math.h"
 #include "fit_cuda_kernels.cuh"
 #include "fit_loop.h"
+#include "prune_densify.h"
 #include "raster_cpu.h"
 #include "raster_cuda.h"
 
@@ -23,55 +24,90 @@ namespace {
 
 using namespace cuda_kernels;
 
-// The device steps of the fitting loop (fit_loop.h).
+// The device steps of the fitting loop (fit_loop.h). Pruning and densification make a host round trip.
 struct CudaFitBackend {
   CudaRasterizer& raster;
-  float* d_params;
-  float* d_m;
-  float* d_v;
-  float* d_grad;
+  DeviceBuffer<float>& d_params;
+  DeviceBuffer<float>& d_m;
+  DeviceBuffer<float>& d_v;
+  DeviceBuffer<float>& d_grad;
+  DeviceBuffer<float>& d_error_map;  // H x W, written by the MSE step of an iteration that prunes
+  DeviceBuffer<float>& d_render;     // H x W x C, densification's render of the pruned Gaussians
   const float* d_target;
-  std::vector<float>& host_params;  // filled by params_finite() with the final parameters
+  const std::vector<float>& target;  // planar host copy (densification colours)
+  const FitConfig& config;
+  GaussianState& host;  // n rows: the pruning round trip, and the final parameters (params_finite)
   int64_t n;
   int stride, channels, width, height;
   cudaStream_t stream;
+  RenderBudget budget;
+  std::vector<float> error_map;
 
-  void bin(const RenderBudget& budget) { raster.bin(d_params, n, channels, width, height, budget); }
-  double mse_step(bool /*want_error_map: only pruning asks, and it is refused*/) {
-    return raster.mse_step(d_target, d_grad, nullptr);
+  void bin(const RenderBudget& b) {
+    budget = b;  // densification re-bins under the same budget
+    raster.bin(d_params.data(), n, channels, width, height, b);
+  }
+  double mse_step(bool want_error_map) {
+    return raster.mse_step(d_target, d_grad.data(),
+                           want_error_map ? d_error_map.reserve(size_t(width) * height) : nullptr);
   }
   void adam(const AdamStep& a) {
     if (n == 0) return;
-    adam_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(d_params, d_grad, d_m, d_v, n, stride, a);
+    adam_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(d_params.data(), d_grad.data(), d_m.data(),
+                                                               d_v.data(), n, stride, a);
     SPLAT_CUDA_CHECK_LAUNCH();
   }
-  void prune_and_densify(FitStats&) {
-    throw std::logic_error("the CUDA fitter does not prune (check_cuda_fit_config refuses it)");
+  void prune_and_densify(FitStats& stats) {
+    host.resize(n);
+    to_host(host.params.data(), d_params.data(), host.params.size());
+    to_host(host.m.data(), d_m.data(), host.m.size());
+    to_host(host.v.data(), d_v.data(), host.v.size());
+    error_map.resize(size_t(width) * height);
+    to_host(error_map.data(), d_error_map.data(), error_map.size());
+    SPLAT_CUDA_CHECK(cudaStreamSynchronize(stream));
+    // Densification's render is the CUDA forward pass: the fit's own rasteriser, on the device, taking no
+    // CPU threads from concurrent fits; it equals the CPU's render up to rounding.
+    splat::prune_and_densify(host, config, error_map.data(), target.data(), width, height, channels, stats,
+                             [&](const GaussianState& pruned, float* out) {
+                               to_device(d_params.data(), pruned.params.data(), pruned.params.size());
+                               raster.bin(d_params.data(), pruned.size(), channels, width, height, budget);
+                               const size_t values = size_t(width) * height * channels;
+                               raster.forward(d_render.reserve(values));
+                               to_host(out, d_render.data(), values);
+                               SPLAT_CUDA_CHECK(cudaStreamSynchronize(stream));
+                             });
+    // The count changed: the per-Gaussian buffers follow (grow-only; the next MSE step fills d_grad).
+    n = host.size();
+    const size_t count = std::max<size_t>(host.params.size(), 1);
+    for (DeviceBuffer<float>* b : {&d_params, &d_m, &d_v, &d_grad}) b->reserve(count);
+    to_device(d_params.data(), host.params.data(), host.params.size());
+    to_device(d_m.data(), host.m.data(), host.m.size());
+    to_device(d_v.data(), host.v.data(), host.v.size());
   }
   bool params_finite() {
-    if (!host_params.empty())
-      SPLAT_CUDA_CHECK(cudaMemcpyAsync(host_params.data(), d_params, host_params.size() * sizeof(float),
-                                       cudaMemcpyDeviceToHost, stream));
+    to_host(host.params.data(), d_params.data(), host.params.size());  // host.params: n rows
     SPLAT_CUDA_CHECK(cudaStreamSynchronize(stream));
-    return std::all_of(host_params.begin(), host_params.end(), [](float v) { return std::isfinite(v); });
+    return std::all_of(host.params.begin(), host.params.end(), [](float v) { return std::isfinite(v); });
+  }
+
+  // Stream-ordered copies of `count` floats.
+  void to_host(float* to, const float* from, size_t count) {
+    if (count)
+      SPLAT_CUDA_CHECK(cudaMemcpyAsync(to, from, count * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  }
+  void to_device(float* to, const float* from, size_t count) {
+    if (count)
+      SPLAT_CUDA_CHECK(cudaMemcpyAsync(to, from, count * sizeof(float), cudaMemcpyHostToDevice, stream));
   }
 };
 
 }  // namespace
-
-void check_cuda_fit_config(const FitConfig& config) {
-  if (config.prune_every > 0 || config.densify)
-    throw std::invalid_argument(
-        "the CUDA fitter does not prune or densify: use prune_every = 0 and densify = false, or the CPU "
-        "fitter");
-}
 
 FitOutput fit_image_cuda(const float* image, int width, int height, int channels, const FitConfig& config,
                          const float* init_params, int64_t init_num, const CancelToken* cancel,
                          const RenderBudget& budget) {
   check_raster_args(config.num_gaussians, channels, width, height);
   check_fit_config(config, width, height);
-  check_cuda_fit_config(config);
   const auto start = std::chrono::steady_clock::now();
   const int stride = kGeometryFloats + channels;
   const int64_t plane = int64_t(width) * height;
@@ -81,27 +117,28 @@ FitOutput fit_image_cuda(const float* image, int width, int height, int channels
   for (int64_t p = 0; p < plane; ++p)
     for (int c = 0; c < channels; ++c) target[c * plane + p] = image[p * channels + c];
 
-  std::vector<float> params;
+  GaussianState host{stride, {}, {}, {}};
   if (config.init == InitMode::kGiven) {
     if (init_params == nullptr || init_num < 1) throw std::invalid_argument("init: no Gaussians given");
-    params.assign(init_params, init_params + init_num * stride);
+    host.params.assign(init_params, init_params + init_num * stride);
   } else {
-    params = initial_gaussians(image, width, height, channels, config);
+    host.params = initial_gaussians(image, width, height, channels, config);
   }
-  const int64_t n = int64_t(params.size()) / stride;
-  const size_t count = std::max<size_t>(params.size(), 1);
+  const int64_t n = host.size();
+  const size_t count = std::max<size_t>(host.params.size(), 1);
 
   CudaStream stream;  // declared first: outlives every buffer freed on it
   const cudaStream_t s = stream.get();
-  DeviceBuffer<float> d_params, d_m, d_v, d_grad, d_target;
-  for (DeviceBuffer<float>* b : {&d_params, &d_m, &d_v, &d_grad, &d_target}) b->set_stream(s);
+  DeviceBuffer<float> d_params, d_m, d_v, d_grad, d_target, d_error_map, d_render;
+  for (DeviceBuffer<float>* b : {&d_params, &d_m, &d_v, &d_grad, &d_target, &d_error_map, &d_render})
+    b->set_stream(s);
   d_params.reserve(count);
   d_m.reserve(count);
   d_v.reserve(count);
   d_grad.reserve(count);
   d_target.reserve(target.size());
-  if (!params.empty())
-    SPLAT_CUDA_CHECK(cudaMemcpyAsync(d_params.data(), params.data(), params.size() * sizeof(float),
+  if (!host.params.empty())
+    SPLAT_CUDA_CHECK(cudaMemcpyAsync(d_params.data(), host.params.data(), host.params.size() * sizeof(float),
                                      cudaMemcpyHostToDevice, s));
   SPLAT_CUDA_CHECK(cudaMemsetAsync(d_m.data(), 0, count * sizeof(float), s));
   SPLAT_CUDA_CHECK(cudaMemsetAsync(d_v.data(), 0, count * sizeof(float), s));
@@ -111,12 +148,12 @@ FitOutput fit_image_cuda(const float* image, int width, int height, int channels
   FitOutput out;
   out.stats.gaussians_initial = n;
   CudaRasterizer raster(s);
-  CudaFitBackend backend{raster, d_params.data(), d_m.data(), d_v.data(), d_grad.data(), d_target.data(),
-                         params, n, stride, channels, width, height, s};
-  run_fit_loop(backend, config, width, height, values, out.stats, cancel, budget);  // params: the result
-  out.stats.gaussians_final = n;
-  out.num = n;
-  out.params = std::move(params);
+  CudaFitBackend backend{raster, d_params, d_m, d_v, d_grad, d_error_map, d_render, d_target.data(), target,
+                         config, host, n, stride, channels, width, height, s, {}, {}};
+  run_fit_loop(backend, config, width, height, values, out.stats, cancel, budget);  // host: the result
+  out.stats.gaussians_final = backend.n;
+  out.num = backend.n;
+  out.params = std::move(host.params);
   out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }

@@ -1,8 +1,9 @@
 // The 2DGS fitting loop on a CUDA device: the loss, Adam update, projection and learning-rate schedule
 // of fit_cpu.cpp, with rendering and gradients from CudaRasterizer and the Adam step in a kernel.
 // Initialisation (grid / adaptive / random / given) is computed on the CPU with initial_gaussians() and
-// uploaded. Not on the GPU: pruning and densification (a config asking for them is refused with
-// std::invalid_argument, rather than silently fitting something else).
+// uploaded. Pruning and densification (prune_densify.h, the CPU's own code) run on a host copy of the
+// parameters and Adam moments on the iterations where pruning is due; the rest of the loop stays on the
+// device.
 #pragma once
 
 #include <cstdint>
@@ -13,9 +14,6 @@
 #include "fit_cpu.h"
 
 namespace splat {
-
-// Throws std::invalid_argument for settings the CUDA fitter does not support (pruning, densification).
-void check_cuda_fit_config(const FitConfig& config);
 
 // Fits one image (height x width x channels, interleaved, values in [0,1]) on the current CUDA device,
 // on a private stream. Same contract as fit_image() (the same loop, fit_loop.h: cancellation, budget,
