@@ -162,3 +162,32 @@ def test_shared_fit_loop_refuses_what_the_cpu_loop_refuses(emu: Path, tmp_path: 
     cfg.iterations = 3
     with pytest.raises(ValueError, match="diverged"):
         _core.fit_batch([image], [cfg], [bad])
+
+
+def test_fit_loop_prunes_and_densifies_like_the_cpu(emu: Path, tmp_path: Path) -> None:
+    """Pruning and densification as the CUDA fitter runs them (prune_densify.h on a host copy, with the
+    error map of the emulated MSE step and the emulated forward pass for the new colours) match the CPU
+    fit from the same Gaussians: the same Gaussians pruned and added, the same losses up to rounding."""
+    image, cfg, init = _fit_scene()
+    init = init.copy()
+    init[::6, 5:] = 0.0  # dark: pruned at the first pruning step
+    init[3, 0] = -50.0  # touches no pixel: pruned too
+    cfg.iterations = 10
+    cfg.init = _core.InitMode.given
+    cfg.l1_color = 1e-4
+    cfg.prune_every, cfg.prune_threshold, cfg.prune_until, cfg.densify = 3, 0.05, 0.7, True
+    (cpu_params, stats), = _core.fit_batch([image], [cfg], [init])
+    assert stats["gaussians_pruned"] >= 11 and stats["gaussians_added"] == stats["gaussians_pruned"]
+    run = _emulated_fit(emu, tmp_path, init, image, cfg, cfg.iterations, 0, -1, cfg.prune_every,
+                        repr(cfg.prune_threshold), repr(cfg.prune_until), 1)
+    assert run.returncode == 0, run.stderr
+    counts = run.stdout.split()
+    assert counts[2:] == ["gaussians", str(stats["gaussians_final"]), "pruned", str(stats["gaussians_pruned"]),
+                          "added", str(stats["gaussians_added"])], run.stdout
+    sse = np.fromfile(tmp_path / "sse.f64", np.float64)
+    psnr = -10 * np.log10(sse / image.size)
+    np.testing.assert_allclose(psnr[:-1], stats["trace_psnr"], atol=0.02)
+    assert psnr[-1] == pytest.approx(stats["final_psnr"], abs=0.02)
+    params = np.fromfile(tmp_path / "fit.f32", np.float32).reshape(cpu_params.shape)
+    far = np.abs(params - cpu_params) > 1e-3 * (1 + np.abs(cpu_params))  # new Gaussians at the same pixels
+    assert far.mean() < 0.02, f"{far.sum()} of {far.size} parameters differ from the CPU fit"

@@ -6,12 +6,16 @@
 //   cuda_emu backward C W H N params.f32 grad_image.f32 out.f32   -> out: N x (5 + C)
 //   cuda_emu mse      C W H N params.f32 target_planar.f32 grad.f32 error_map.f32 loss.f64
 //   cuda_emu fit      C W H N params.f32 image_hwc.f32 ITERATIONS LR_XY LR_CHOL LR_COLOR LR_FINAL_RATIO
-//                     MIN_CHOL L1 out_params.f32 out_sse.f64 [MAX_ENTRIES [CANCEL_AT]]
+//                     MIN_CHOL L1 out_params.f32 out_sse.f64
+//                     [MAX_ENTRIES [CANCEL_AT [PRUNE_EVERY PRUNE_THRESHOLD PRUNE_UNTIL DENSIFY]]]
 //                     (fit_image_cuda from the given Gaussians: the shared loop of fit_loop.h with the
-//                     emulated bin + fused MSE step + Adam kernel; out_sse has the loss of every iteration,
-//                     then of the final parameters; MAX_ENTRIES > 0 is the render budget; CANCEL_AT >= 0
-//                     cancels the token during that iteration's step)
-// Also prints "entries <count>" (tile entries after binning) on stdout.
+//                     emulated bin + fused MSE step + Adam kernel, and the shared pruning/densification
+//                     of prune_densify.h on the emulated error map and forward render; out_sse has the loss
+//                     of every iteration, then of the final parameters; out_params the final Gaussians,
+//                     whose count pruning may change; MAX_ENTRIES > 0 is the render budget; CANCEL_AT >= 0
+//                     cancels the token during that iteration's step; DENSIFY is 0 or 1)
+// Also prints "entries <count>" (tile entries after binning) on stdout, and after a fit
+// "gaussians <final> pruned <count> added <count>".
 #include "cuda_emu.h"  // first: defines the CUDA keywords the kernels use
 
 #include <algorithm>
@@ -25,6 +29,7 @@
 
 #include "fit_cuda_kernels.cuh"
 #include "fit_loop.h"
+#include "prune_densify.h"
 #include "raster_cuda_kernels.cuh"
 
 using namespace splat;
@@ -119,6 +124,15 @@ Binned bin(const float* params, int64_t n, int channels, int width, int height) 
   return b;
 }
 
+// CudaRasterizer::forward with the kernel emulated: out is H x W x C.
+void forward(const Binned& b, float* out) {
+  const RasterView v = b.view();
+  if (b.channels == 1)
+    emu::launch(unsigned(b.tiles()), kBlock, [&] { forward_kernel<1>(v, out); });
+  else
+    emu::launch(unsigned(b.tiles()), kBlock, [&] { forward_kernel<3>(v, out); });
+}
+
 void reduce(const Binned& b, const std::vector<float>& entry_grads, std::vector<float>& grad_params) {
   const int stride = kGeometryFloats + b.channels;
   grad_params.assign(b.n * stride, 0.0f);
@@ -154,36 +168,50 @@ double mse_step(const Binned& b, const float* target_planar, std::vector<float>&
 // fit_image_cuda's steps (fit_cuda.cu) with the kernels emulated, run by the shared loop (fit_loop.h).
 // Records the loss of every mse_step; cancels `token` during the step of iteration `cancel_at` (>= 0).
 struct EmuFitBackend {
-  std::vector<float> p;
+  GaussianState s;  // the device's params, m and v (host memory here: no round trip to make)
   int channels, width, height;
-  std::vector<float> m, v, grad, target;  // target planar
+  const FitConfig& config;
+  std::vector<float> grad, target, error_map;  // target planar
   Binned binned;
+  RenderBudget budget;
   int cancel_at;
   std::vector<double> losses;
   CancelToken* token = nullptr;
 
-  void bin(const RenderBudget& budget) {
-    binned = ::bin(p.data(), int64_t(p.size()) / (kGeometryFloats + channels), channels, width, height);
-    check_render_budget(binned.entries, binned.entries * kTileSize * kTileSize, budget,
-                        "a whole 16x16 tile per entry");
+  // CudaRasterizer::bin and its budget check.
+  Binned bin_checked(const GaussianState& g, const RenderBudget& b) const {
+    Binned out = ::bin(g.params.data(), g.size(), channels, width, height);
+    check_render_budget(out.entries, out.entries * kTileSize * kTileSize, b, "a whole 16x16 tile per entry");
+    return out;
   }
-  double mse_step(bool) {
+  void bin(const RenderBudget& b) {
+    budget = b;
+    binned = bin_checked(s, b);
+  }
+  double mse_step(bool want_error_map) {
     if (int(losses.size()) == cancel_at) token->cancel();
-    losses.push_back(::mse_step(binned, target.data(), grad, nullptr));
+    if (want_error_map) error_map.assign(size_t(width) * height, NAN);  // NAN: every pixel must be written
+    losses.push_back(::mse_step(binned, target.data(), grad, want_error_map ? error_map.data() : nullptr));
     return losses.back();
   }
   void adam(const AdamStep& a) {
-    const int stride = kGeometryFloats + channels;
-    const int64_t n = int64_t(p.size()) / stride;
-    float* pp = p.data();
+    const int stride = s.stride;
+    const int64_t n = s.size();
+    float* pp = s.params.data();
     const float* gg = grad.data();
-    float* mm = m.data();
-    float* vp = v.data();
+    float* mm = s.m.data();
+    float* vp = s.v.data();
     emu::launch(grid_for(n, 256), 256, [&] { adam_kernel(pp, gg, mm, vp, n, stride, a); });
   }
-  void prune_and_densify(FitStats&) { throw std::logic_error("the CUDA fitter does not prune"); }
+  // As CudaFitBackend: the shared step on the error map of this iteration and the emulated forward pass.
+  void prune_and_densify(FitStats& stats) {
+    splat::prune_and_densify(s, config, error_map.data(), target.data(), width, height, channels, stats,
+                             [&](const GaussianState& pruned, float* out) {
+                               forward(bin_checked(pruned, budget), out);
+                             });
+  }
   bool params_finite() const {
-    return std::all_of(p.begin(), p.end(), [](float x) { return std::isfinite(x); });
+    return std::all_of(s.params.begin(), s.params.end(), [](float x) { return std::isfinite(x); });
   }
 };
 
@@ -206,11 +234,7 @@ int main(int argc, char** argv) {
     const size_t pixels = size_t(width) * height;
     if (mode == "render") {
       std::vector<float> out(pixels * channels, -1.0f);
-      float* o = out.data();
-      if (channels == 1)
-        emu::launch(tiles, kBlock, [&] { forward_kernel<1>(v, o); });
-      else
-        emu::launch(tiles, kBlock, [&] { forward_kernel<3>(v, o); });
+      forward(b, out.data());
       write(argv[7], out);
     } else if (mode == "backward") {
       const std::vector<float> grad_image = read_floats(argv[7], pixels * channels);
@@ -245,18 +269,26 @@ int main(int argc, char** argv) {
       config.l1_color = std::strtof(argv[14], nullptr);
       RenderBudget budget;
       budget.max_entries = argc > 17 ? std::atoll(argv[17]) : 0;
-      EmuFitBackend backend{params, channels, width, height, {}, {}, {}, {}, {},
-                            argc > 18 ? std::atoi(argv[18]) : -1, {}};
-      backend.m.assign(params.size(), 0.0f);
-      backend.v.assign(params.size(), 0.0f);
+      if (argc > 19) {
+        if (argc < 23) throw std::invalid_argument("fit needs all four prune settings");
+        config.prune_every = std::atoi(argv[19]);
+        config.prune_threshold = std::strtof(argv[20], nullptr);
+        config.prune_until = std::strtof(argv[21], nullptr);
+        config.densify = std::atoi(argv[22]) != 0;
+      }
+      EmuFitBackend backend{GaussianState{stride, params, {}, {}}, channels, width, height, config, {}, {}, {},
+                            {}, {}, argc > 18 ? std::atoi(argv[18]) : -1, {}};
+      backend.s.resize(n);  // fresh moments
       backend.target.resize(pixels * channels);
       for (size_t q = 0; q < pixels; ++q)
         for (int c = 0; c < channels; ++c) backend.target[c * pixels + q] = image[q * channels + c];
       FitStats stats;
       backend.token = &token;
       run_fit_loop(backend, config, width, height, double(pixels) * channels, stats, &token, budget);
-      write(argv[15], backend.p);
+      write(argv[15], backend.s.params);
       write(argv[16], backend.losses);
+      std::printf("gaussians %lld pruned %lld added %lld\n", static_cast<long long>(backend.s.size()),
+                  static_cast<long long>(stats.gaussians_pruned), static_cast<long long>(stats.gaussians_added));
     } else {
       throw std::invalid_argument("unknown mode " + mode);
     }
