@@ -263,7 +263,9 @@ def decode(input: str, output: str | None, scale: float | None, width: int | Non
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--priors", "priors_path", metavar="FILE",
               help="Dataset priors from `splatcodec train-priors` the file was encoded with.")
-def info(input: str, as_json: bool, priors_path: str | None) -> None:
+@click.option("--header-only", is_flag=True,
+              help="Read only the header (no bits per attribute; works without the file's priors).")
+def info(input: str, as_json: bool, priors_path: str | None, header_only: bool) -> None:
     """Describe a .gsplat file: size, Gaussians, bpp, bits per Gaussian by attribute, version."""
     from .cli_io import read_gsplat
     from .codec import api
@@ -271,7 +273,8 @@ def info(input: str, as_json: bool, priors_path: str | None) -> None:
 
     if not os.path.exists(input) and input != "-":
         raise SplatcodecError(f"{input}: no such file")
-    facts = api.info(read_gsplat(input, Limits.for_decode(max_pixels=None)), priors=_load_priors(priors_path))
+    facts = api.info(read_gsplat(input, Limits.for_decode(max_pixels=None)), coded_bits=not header_only,
+                     priors=_load_priors(priors_path))
     if as_json:
         click.echo(json.dumps(facts.to_dict(), indent=2))
         return
@@ -282,9 +285,10 @@ def info(input: str, as_json: bool, priors_path: str | None) -> None:
                f"{facts.progressive_groups}")
     click.echo(f"bytes:       {facts.bytes} ({facts.bpp:.4f} bpp)")
     click.echo("bit depths:  " + ", ".join(f"{k} {v}" for k, v in facts.bit_depths.items()))
-    total = sum(facts.bits_per_gaussian.values())
-    click.echo(f"bits per Gaussian: {total:.2f} = " +
-               ", ".join(f"{k} {v:.2f}" for k, v in facts.bits_per_gaussian.items()))
+    if facts.bits_per_gaussian is not None:
+        total = sum(facts.bits_per_gaussian.values())
+        click.echo(f"bits per Gaussian: {total:.2f} = " +
+                   ", ".join(f"{k} {v:.2f}" for k, v in facts.bits_per_gaussian.items()))
     if facts.metadata_keys:
         click.echo("metadata:    " + ", ".join(facts.metadata_keys))
 

@@ -53,6 +53,9 @@ def test_encode_decode_info_round_trip(image_dir: Path):
     assert "position" in facts["bits_per_gaussian"]
     r = run("info", str(out))
     assert "bits per Gaussian" in r.stdout
+    r = run("info", str(out), "--header-only", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["bits_per_gaussian"] is None
+    assert "bits per Gaussian" not in run("info", str(out), "--header-only").stdout
 
 
 def test_directory_and_several_inputs(image_dir: Path, tmp_path_factory):

@@ -274,6 +274,10 @@ def test_dataset_priors_round_trip_and_are_required():
     np.testing.assert_array_equal(got.xy, dequantize(q).xy)
     assert api.decode_splats(data, priors=priors.to_bytes()).num_gaussians == 40
     assert api.info(data, priors=priors).num_gaussians == 40
+    assert api.info(data).num_gaussians == 40  # the header alone needs no priors...
+    with pytest.raises(FormatError, match="dataset priors"):
+        api.info(data, coded_bits=True)  # ...the coded bits do
+    assert set(api.info(data, coded_bits=True, priors=priors).bits_per_gaussian) >= {"position", "Y"}
 
 
 def test_priors_files_load_and_refuse_garbage(tmp_path):

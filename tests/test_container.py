@@ -131,11 +131,14 @@ def test_metadata_round_trips():
 
 def test_info_reports_the_file():
     data = encode(random_splats(300))
-    facts = info(data)
+    facts = info(data, coded_bits=True)
     assert (facts.width, facts.height, facts.channels, facts.num_gaussians) == (96, 64, 3, 300)
     assert facts.bytes == len(data) and facts.version == "1.0"
     assert abs(sum(facts.bits_per_gaussian.values()) * 300 - 8 * len(data)) < 8
     assert sum(facts.progressive_groups) == 300
+    cheap = info(data)  # header only: the same facts, no coded bits
+    assert cheap.bits_per_gaussian is None
+    assert {**cheap.to_dict(), "bits_per_gaussian": facts.bits_per_gaussian} == facts.to_dict()
 
 
 # ----------------------------------------------------------------------------- malformed input

@@ -35,7 +35,7 @@ def cached_encode(image: np.ndarray, label: str, settings: Settings, cache: Path
         data = path.read_bytes()
         meta = json.loads(meta_path.read_text())
         try:
-            sc.info(data)
+            sc.info(data, coded_bits=True)
         except sc.FormatError as exc:  # written by an older, incompatible format version
             print(f"  cached {path.name} no longer parses ({exc}); re-encoding")
         else:

@@ -82,23 +82,32 @@ def decode(data: bytes, *, width: int | None = None, height: int | None = None, 
     return render(splats, width=out_w, height=out_h, max_pixels=limits.max_pixels, device=device)
 
 
-def info(data: bytes, *, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS, priors: Any = None) -> GsplatInfo:
-    """Describe a ``.gsplat`` stream: size, Gaussians, bpp, bit depths and coded bits per attribute."""
+def info(data: bytes, *, coded_bits: bool = False, gaussian_limit: int | None = DEFAULT_MAX_GAUSSIANS,
+         priors: Any = None) -> GsplatInfo:
+    """Describe a ``.gsplat`` stream: size, Gaussians, bpp, bit depths, groups, sections, metadata.
+
+    Cheap by default: only the header, section table and checksums are read (well under a
+    millisecond), so a corrupt entropy stream is found by :func:`decode`, not here.
+    ``coded_bits=True`` also range-decodes every Gaussian and re-codes them to fill
+    ``bits_per_gaussian`` (coded bits per attribute; costs about as much as a decode, and needs the
+    dataset ``priors`` a file was encoded with). Without it ``bits_per_gaussian`` is ``None``.
+    """
     data = _as_bytes(data)
     parsed = bitstream.parse(data, _limits(None, gaussian_limit))
     h = parsed.header
-    priors = None if priors is None else load_priors(priors)
-    q = bitstream.read(parsed, priors=priors)
-    # Re-coding the decoded symbols with the file's settings reproduces the per-stream split exactly
-    # for files this encoder wrote (the models are a deterministic function of the symbols).
-    stream_bits = bitstream.stream_bits(parsed, q, priors)
-    n = max(h.num_gaussians, 1)
+    per_attribute = None
+    if coded_bits:
+        loaded = None if priors is None else load_priors(priors)
+        q = bitstream.read(parsed, priors=loaded)
+        # Re-coding the decoded symbols with the file's settings reproduces the per-stream split
+        # exactly for files this encoder wrote (the models are a deterministic function of the symbols).
+        n = max(h.num_gaussians, 1)
+        per_attribute = {k: round(v / n, 3) for k, v in bitstream.stream_bits(parsed, q, loaded).items()}
     b = parsed.bits
     depths = {"position": b.pos, "scale": b.scale, "shear": b.shear, "color": list(b.color)}
     return GsplatInfo(f"{h.major}.{h.minor}", h.width, h.height, h.channels, h.num_gaussians, len(data),
                       8.0 * len(data) / (h.width * h.height), depths, list(parsed.group_sizes),
-                      {k: round(v / n, 3) for k, v in stream_bits.items()}, parsed.section_sizes,
-                      sorted(parsed.metadata))
+                      per_attribute, parsed.section_sizes, sorted(parsed.metadata))
 
 
 def metadata(data: bytes) -> dict[str, str | bytes]:

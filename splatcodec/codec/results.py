@@ -25,7 +25,8 @@ class EncodeStats:
 
 @dataclass
 class GsplatInfo:
-    """Facts about a ``.gsplat`` stream, from :func:`info` (cheap: no pixels are rendered)."""
+    """Facts about a ``.gsplat`` stream, from :func:`info` (header only unless ``coded_bits=True``,
+    which fills ``bits_per_gaussian``; no pixels are ever rendered)."""
 
     version: str
     width: int
@@ -36,7 +37,7 @@ class GsplatInfo:
     bpp: float
     bit_depths: dict[str, Any]
     progressive_groups: list[int]
-    bits_per_gaussian: dict[str, float]
+    bits_per_gaussian: dict[str, float] | None
     sections: dict[str, int]
     metadata_keys: list[str]
 

@@ -43,7 +43,7 @@ def test_one_input(data: bytes) -> None:
 def check(data: bytes) -> None:
     try:
         splats = api.decode_splats(data, **LIMITS)
-        api.info(data, gaussian_limit=LIMITS["gaussian_limit"])
+        api.info(data, coded_bits=True, gaussian_limit=LIMITS["gaussian_limit"])
         if splats.num_gaussians <= 2000:
             api.decode(data, **LIMITS)
     except (FormatError, LimitExceededError):

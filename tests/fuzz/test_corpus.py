@@ -22,7 +22,7 @@ LIMITS = dict(max_pixels=1 << 16, gaussian_limit=1 << 16)
 def _decode_all(data: bytes) -> str:
     try:
         splats = api.decode_splats(data, **LIMITS)
-        api.info(data, gaussian_limit=LIMITS["gaussian_limit"])
+        api.info(data, coded_bits=True, gaussian_limit=LIMITS["gaussian_limit"])
         api.decode(data, **LIMITS)
         return f"ok:{splats.num_gaussians}"
     except FormatError:
