@@ -3,7 +3,6 @@ so ``splatcodec --help`` stays fast; errors end as one ``splatcodec: error: ...`
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Sequence
 
 import click
@@ -238,29 +237,4 @@ def embed(files: tuple[str, ...], checkpoint: str, output: str, input_: str, bat
         click.echo(f"{output}: {out.shape[0]} embeddings of dimension {out.shape[1]}", err=True)
 
 
-def run_standalone(command: str, argv: Sequence[str] | None, prog_name: str) -> int:
-    """Runs ``clip <command>`` as a program of its own (errors as one line, like ``splatcodec``);
-    returns the exit status."""
-    from ..cli_errors import fail, os_message
-    from ..errors import SplatcodecError
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        try:
-            rv = clip.commands[command].main(args, prog_name=prog_name, standalone_mode=False)
-        except click.UsageError as exc:
-            fail(exc.format_message(), 2)
-        except click.ClickException as exc:
-            fail(exc.format_message(), exc.exit_code or 1)
-        except click.Abort:
-            fail("aborted", 1)
-        except SplatcodecError as exc:
-            fail(str(exc), 1)
-        except (OSError, MemoryError) as exc:
-            fail(os_message(exc), 1)
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return rv if isinstance(rv, int) else 0
-
-
-__all__ = ["clip", "run_standalone"]
+__all__ = ["clip"]

@@ -1,4 +1,4 @@
-"""Training of GS-CLIP in three stages (``splatcodec clip train``, ``python -m splatcodec.clip.train``).
+"""Training of GS-CLIP in three stages (``splatcodec clip train``, ``python -m splatcodec.clip train``).
 
 * ``rgb``: contrastive RGB CLIP (visual tower + text projection) against the frozen text tower.
 * ``distill`` (paper stage 1): splat stem + resampler learn to reproduce, from Gaussians, the frozen
@@ -32,12 +32,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .cache import GaussianCache, GaussianSettings, default_cache_dir, gaussians_for
-from .data import Dataset, load_pixels, open_dataset, per_class_subset, split
+from .data import load_pixels, open_dataset, per_class_subset, split
 from .errors import CheckpointError, ClipInputError, require_torch
 from .prompts import DEFAULT_TEMPLATES, load_templates, prompts
 
@@ -396,14 +396,3 @@ def train(args: TrainArgs) -> dict[str, Any]:
             fh.write(line + "\n")
         print(line, flush=True)
     return record
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m splatcodec.clip.train [OPTIONS] DATA``: the ``splatcodec clip train`` command."""
-    from .cli import run_standalone
-
-    return run_standalone("train", argv, prog_name="python -m splatcodec.clip.train")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

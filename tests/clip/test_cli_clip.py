@@ -38,11 +38,11 @@ def test_train_command_writes_a_run(tmp_path, cifar_train, micro_config_path):
     again = run("train", str(cifar_train), "--stage", "rgb", "-o", str(out), "--model", micro_config_path,
                 "--per-class", "10", "--epochs", "2", "--batch-size", "32", "--quiet")
     assert again.exit_code == 1 and again.stderr.count("\n") == 1 and "--resume" in again.stderr
-    from splatcodec.clip.train import main as module_main
+    from splatcodec.clip.__main__ import main as module_main
 
-    assert module_main(["--help"]) == 0
-    assert module_main([str(tmp_path / "absent"), "--stage", "rgb", "-o", str(tmp_path / "x")]) == 1
-    assert module_main([]) == 2
+    assert module_main(["train", "--help"]) == 0
+    assert module_main(["train", str(tmp_path / "absent"), "--stage", "rgb", "-o", str(tmp_path / "x")]) == 1
+    assert module_main(["train"]) == 2
 
 
 def test_zeroshot_rgb_and_gs_json(rgb_run, contrastive_run, cifar_test, tmp_path, helpers):
