@@ -109,6 +109,18 @@ def test_rerun_skips_finished_shards(encoded):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("0*")} == before
 
 
+def test_a_rerun_with_other_codec_options_is_refused(encoded):
+    """Resuming with another quality would leave a dataset of two encodings: refused, nothing touched."""
+    built, out, _ = encoded
+    mtimes = lambda: {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != ".encode-dataset.lock"}  # noqa: E731
+    before = mtimes()
+    with pytest.raises(InvalidInputError, match=r"other options .*num_gaussians 30 -> 40"):
+        datasets.encode_dataset(str(built.folder), str(out), progress=False, **{**OPTS, "num_gaussians": 40})
+    with pytest.raises(InvalidInputError, match=r"keep False -> True"):
+        datasets.encode_dataset(str(built.folder), str(out), progress=False, keep=True, **OPTS)
+    assert mtimes() == before
+
+
 def test_keep_resize_and_same_bytes_as_encode(tmp_path):
     built = build_shards(tmp_path / "in", shards=1, per_shard=2, longest=64, corrupt_image=False, huge_png=False,
                          corrupt_shard=False)
@@ -432,6 +444,19 @@ def test_cli_max_retries_0_fails_the_shard_whose_worker_died_and_finishes_the_ot
 PROGRESS_LINE = re.compile(r"encode-dataset: shards (\d+)/(\d+)( \((\d+) failed\))? \| images (\d+)(/~?\d+)?"
                            r"( \((\d+) failed\))? \| \d+\.\d\d img/s \| elapsed \d+:\d\d:\d\d"
                            r"( \| ETA \d+:\d\d:\d\d)?")
+
+
+def test_a_log_gets_its_first_timed_progress_line_after_log_every_seconds():
+    import io
+
+    from splatcodec.datasets.progress import Progress
+
+    log = io.StringIO()
+    bar = Progress(3, 9, stream=log, log_every=10)
+    bar.update(running_images=2)  # 0 s after the start: not due yet (was due at once: perf_counter - 0.0)
+    assert log.getvalue() == ""
+    bar.shard_finished(3, 0)  # a finished shard always gets its line
+    assert log.getvalue().startswith("encode-dataset: shards 1/3 | images 5/9 | ")
 
 
 def test_cli_progress_in_a_log_file(tmp_path):

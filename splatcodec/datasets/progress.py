@@ -28,7 +28,9 @@ class Progress:
         self.log_every = log_every
         self.label = label
         self.start = time.perf_counter()
-        self.last = 0.0
+        # A terminal is drawn at once; a log gets its first timed line log_every seconds after the start
+        # (perf_counter counts from an arbitrary point, often the boot: 0.0 here meant "long ago").
+        self.last = float("-inf") if self.tty else self.start
         self.shards_done = 0
         self.shards_failed = 0
         self.finished_images = 0  # samples of finished shards

@@ -77,12 +77,13 @@ def encode_dataset(input: str, output: str, *, engine: str = "local", workers: i
     with locked(output):
         remove_partials(output)
         todo, skipped = split_done(jobs)
+        base = {"keep": keep, "resize_longest": resize_longest, "max_pixels": max_pixels, **encode_options}
+        shown = {**base, **recorded}  # the options as the summary records them (priors by their hash)
+        _refuse_other_options(output, skipped, shown)
         known = [job.images for job in todo]
         bar = Progress(len(todo), sum(known) if None not in known else None, enabled=progress, log_every=log_every)
         if skipped:
             bar.message(f"{len(skipped)} of {len(jobs)} shards are already done in {output}; skipping them")
-        base = {"keep": keep, "resize_longest": resize_longest, "max_pixels": max_pixels, **encode_options}
-        shown = {**base, **recorded}  # the options as the summary records them (priors by their hash)
         outcomes: dict[str, Outcome] = {}
 
         def on_outcome(job: Job, outcome: Outcome) -> None:
@@ -118,6 +119,24 @@ def encode_dataset(input: str, output: str, *, engine: str = "local", workers: i
                                startup, interrupted)
             _write_json(Path(output) / SUMMARY_NAME, summary)
     return summary
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _refuse_other_options(output: str, done: list[Job], options: dict[str, Any]) -> None:
+    """A rerun resumes a run: finished shards written with other codec options would make one
+    dataset of two encodings, so that is refused (shards whose stats record no options pass)."""
+    want = _as_json(options)
+    for job in done:
+        had = (_read_stats(job) or {}).get("options")
+        if had is None or _as_json(had) == want:
+            continue
+        changes = ", ".join(f"{k} {had.get(k)!r} -> {want.get(k)!r}" for k in sorted(set(had) | set(want))
+                            if had.get(k) != want.get(k))
+        raise InvalidInputError(f"{output} holds finished shards encoded with other options ({job.name}: "
+                                f"{changes}); encode into a new folder, or delete those shards to re-encode them")
 
 
 def _summary(input: str, output: str, jobs: list[Job], skipped: list[Job], outcomes: dict[str, Outcome],
