@@ -31,13 +31,16 @@ namespace {
 // `threads` is accepted for signature compatibility with _core and ignored (the work is on the GPU). The
 // budget is checked after binning, before the tile lists are allocated; a render is one kernel launch, so
 // `cancel` is honoured before it starts.
-FloatArray render(const FloatArray& params, int64_t width, int64_t height, int /*threads*/, int64_t max_entries,
-                  double max_work, const splat::CancelToken* cancel) {
+// Out: float (the raw render) or uint8_t (converted on the GPU as _core.render_u8 converts on the CPU).
+template <typename Out>
+py::array_t<Out, py::array::c_style> render_as(const FloatArray& params, int64_t width, int64_t height,
+                                               int /*threads*/, int64_t max_entries, double max_work,
+                                               const splat::CancelToken* cancel) {
   const int channels = checked_render_args(params, width, height);
   const splat::RenderBudget budget = render_budget(max_entries, max_work);
   return with_splatcodec_errors([&] {
     splat::throw_if_cancelled(cancel);
-    FloatArray out({height, width, int64_t(channels)});
+    py::array_t<Out, py::array::c_style> out({height, width, int64_t(channels)});
     {
       py::gil_scoped_release release;
       splat::cuda_render(params.data(), params.shape(0), channels, int(width), int(height), out.mutable_data(),
@@ -122,18 +125,23 @@ PYBIND11_MODULE(_core_cuda, m) {
   }
 
   m.def("device_count", &splat::cuda_device_count, "Number of usable CUDA devices (0 without a GPU/driver).");
-  m.def("render", &render, py::arg("params"), py::arg("width"), py::arg("height"), py::arg("threads") = 0,
+  m.def("render", &render_as<float>, py::arg("params"), py::arg("width"), py::arg("height"), py::arg("threads") = 0,
         py::arg("max_entries") = 0, py::arg("max_work") = 0.0, py::arg("cancel") = py::none(),
         "Render packed Gaussians (N, 5+C) to a float32 (height, width, C) image on the GPU. max_entries / "
         "max_work (0: none) bound the tile lists and the evaluated pixels (a whole tile per entry) "
         "(splatcodec.errors.LimitExceededError).");
+  m.def("render_u8", &render_as<uint8_t>, py::arg("params"), py::arg("width"), py::arg("height"),
+        py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
+        py::arg("cancel") = py::none(),
+        "Like render, converted to uint8 on the GPU as each value is written (round half up, clipped, "
+        "NaN -> 0): only the uint8 image is allocated, on the device and the host.");
   m.def("render_backward", &render_backward, py::arg("params"), py::arg("width"), py::arg("height"),
         py::arg("grad_image"), py::arg("threads") = 0,
         "Gradient of sum(grad_image * render(params)) w.r.t. params, shape (N, 5+C), on the GPU.");
   m.def("fit_batch", &fit_batch, py::arg("images"), py::arg("configs"), py::arg("inits"),
         py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
         py::arg("cancel") = py::none(),
-        "Fit each float32 (H, W, C) image in [0, 1] on the GPU (no pruning/densification); returns a list "
+        "Fit each float32 (H, W, C) image in [0, 1] on the GPU (pruning and densification as on the CPU); returns a list "
         "of (params, stats dict). threads: images fitted concurrently (0: min(images, 4)). The budget "
         "applies to every iteration's binning; a cancelled CancelToken stops every fit of the call.");
 }

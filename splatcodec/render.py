@@ -77,8 +77,8 @@ def render_float(splats: Splats, width: int | None = None, height: int | None = 
 def render(splats: Splats, width: int | None = None, height: int | None = None, *,
            threads: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS, device: str = "cpu") -> np.ndarray:
     """Renders to a uint8 (height, width, C) image: :func:`to_uint8` of :func:`render_float`,
-    converted tile by tile in the core (the only large allocation is the uint8 output; on the GPU,
-    which returns the float image, in bands of rows). ``device`` as for :func:`render_float`."""
+    converted as each value is written, in the core or on the GPU (the only large allocation is the
+    uint8 output). ``device`` as for :func:`render_float`."""
     params, width, height, threads, budget = _prepare(splats, width, height, threads, max_pixels, device)
     return backends.render_packed(params, width, height, threads, uint8=True, device=device, **budget)
 

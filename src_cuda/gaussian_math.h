@@ -139,4 +139,20 @@ SPLAT_HD float luma_of_abs(const float* c, int channels) {
   return 0.2126f * fabsf(c[0]) + 0.7152f * fabsf(c[1]) + 0.0722f * fabsf(c[2]);
 }
 
+// A rendered value as a uint8 sample: numpy's float32 clip(nan_to_num(v * 255 + 0.5), 0, 255).astype(uint8)
+// (splatcodec.render.to_uint8). Each step is rounded to float on its own (the double product of a float
+// and 255 is exact), so no FMA contraction can change a value, on the CPU or the GPU: decoded bytes stay
+// those of the numpy conversion.
+SPLAT_HD uint8_t to_u8(float v) {
+  const float scaled = float(double(v) * 255.0);
+  const float t = float(double(scaled) + 0.5);
+  if (!(t > 0.0f)) return 0;  // NaN and negatives
+  if (t >= 255.0f) return 255;
+  return static_cast<uint8_t>(t);
+}
+
+// Writes a rendered value to a float image as is, or to a uint8 image converted by to_u8.
+SPLAT_HD void store_pixel(float* out, float v) { *out = v; }
+SPLAT_HD void store_pixel(uint8_t* out, float v) { *out = to_u8(v); }
+
 }  // namespace splat

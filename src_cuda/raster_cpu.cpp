@@ -49,19 +49,6 @@ inline TileRect tile_rect(int tile, int tiles_x, int width, int height) {
   return r;
 }
 
-// numpy's float32 clip(nan_to_num(v * 255 + 0.5), 0, 255).astype(uint8). Each step is rounded to
-// float on its own (the double product of a float and 255 is exact), so no FMA contraction can change
-// a value: decode's bytes stay those of the numpy conversion it replaces.
-inline uint8_t to_u8(float v) {
-  const float scaled = float(double(v) * 255.0);
-  const float t = float(double(scaled) + 0.5);
-  if (!(t > 0.0f)) return 0;  // NaN and negatives
-  if (t >= 255.0f) return 255;
-  return static_cast<uint8_t>(t);
-}
-
-inline void store(float* out, float v) { *out = v; }
-inline void store(uint8_t* out, float v) { *out = to_u8(v); }
 
 }  // namespace
 
@@ -199,7 +186,7 @@ void CpuRasterizer::forward_impl(Out* out, const CancelToken* cancel) const {
     for (int y = 0; y < tr.h; ++y)
       for (int x = 0; x < tr.w; ++x)
         for (int c = 0; c < C; ++c)
-          store(&out[(int64_t(tr.y0 + y) * width_ + tr.x0 + x) * C + c], acc[c][y * kTileSize + x]);
+          store_pixel(&out[(int64_t(tr.y0 + y) * width_ + tr.x0 + x) * C + c], acc[c][y * kTileSize + x]);
   }
   throw_if_cancelled(cancel);
 }

@@ -8,6 +8,7 @@
 #include <climits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "raster_cpu.h"  // check_raster_args
@@ -121,16 +122,20 @@ RasterView make_view(const float* params, const Prepared* prepared, const int32_
 }
 }  // namespace
 
-void CudaRasterizer::forward(float* d_out) {
+template <typename Out>
+void CudaRasterizer::forward_as(Out* d_out) {
   const RasterView v = make_view(params_, prepared_.data(), entry_gaussian_.data(), tile_entries_.data(),
                                  tile_start_.data(), tile_end_.data(), width_, height_, tiles_x_);
   const unsigned tiles = unsigned(tiles_x_) * unsigned(tiles_y_);
   if (channels_ == 1)
-    forward_kernel<1><<<tiles, kBlock, 0, stream_>>>(v, d_out);
+    forward_kernel<1, Out><<<tiles, kBlock, 0, stream_>>>(v, d_out);
   else
-    forward_kernel<3><<<tiles, kBlock, 0, stream_>>>(v, d_out);
+    forward_kernel<3, Out><<<tiles, kBlock, 0, stream_>>>(v, d_out);
   SPLAT_CUDA_CHECK_LAUNCH();
 }
+
+void CudaRasterizer::forward(float* d_out) { forward_as(d_out); }
+void CudaRasterizer::forward_u8(uint8_t* d_out) { forward_as(d_out); }
 
 void CudaRasterizer::backward(const float* d_grad_image, float* d_grad_params) {
   const int stride = kGeometryFloats + channels_;
@@ -199,29 +204,46 @@ void require_device() {
 }
 }  // namespace
 
-void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out,
-                 const RenderBudget& budget) {
+namespace {
+template <typename Out>
+void render_to_host(const float* params, int64_t n, int channels, int width, int height, Out* out,
+                    const RenderBudget& budget) {
   check_raster_args(n, channels, width, height);
   require_device();
   CudaStream stream;
   const size_t param_count = size_t(n) * (kGeometryFloats + channels);
-  const size_t pixels = size_t(width) * height * channels;
-  DeviceBuffer<float> d_params, d_out;  // declared after the stream: freed before it is destroyed
+  const size_t values = size_t(width) * height * channels;
+  DeviceBuffer<float> d_params;  // declared after the stream: freed before it is destroyed
+  DeviceBuffer<Out> d_out;
   d_params.set_stream(stream.get());
   d_out.set_stream(stream.get());
   d_params.reserve(std::max<size_t>(param_count, 1));
-  d_out.reserve(pixels);
   if (param_count)
     SPLAT_CUDA_CHECK(cudaMemcpyAsync(d_params.data(), params, param_count * sizeof(float),
                                      cudaMemcpyHostToDevice, stream.get()));
   {
     CudaRasterizer raster(stream.get());
     raster.bin(d_params.data(), n, channels, width, height, budget);
-    raster.forward(d_out.data());
-    SPLAT_CUDA_CHECK(cudaMemcpyAsync(out, d_out.data(), pixels * sizeof(float), cudaMemcpyDeviceToHost,
+    d_out.reserve(values);  // after binning: a render over its budget allocates nothing this size
+    if constexpr (std::is_same_v<Out, float>)
+      raster.forward(d_out.data());
+    else
+      raster.forward_u8(d_out.data());
+    SPLAT_CUDA_CHECK(cudaMemcpyAsync(out, d_out.data(), values * sizeof(Out), cudaMemcpyDeviceToHost,
                                      stream.get()));
     stream.synchronize();
   }
+}
+}  // namespace
+
+void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out,
+                 const RenderBudget& budget) {
+  render_to_host(params, n, channels, width, height, out, budget);
+}
+
+void cuda_render(const float* params, int64_t n, int channels, int width, int height, uint8_t* out,
+                 const RenderBudget& budget) {
+  render_to_host(params, n, channels, width, height, out, budget);
 }
 
 void cuda_render_backward(const float* params, int64_t n, int channels, int width, int height,

@@ -35,8 +35,10 @@ class CudaRasterizer {
   void bin(const float* d_params, int64_t n, int channels, int width, int height,
            const RenderBudget& budget = RenderBudget{});
 
-  // Renders into d_out (height x width x channels, interleaved).
+  // Renders into d_out (height x width x channels, interleaved); forward_u8 converts every value with
+  // to_u8 (gaussian_math.h) as it is written, as the CPU's render_u8 does: no float image is held.
   void forward(float* d_out);
+  void forward_u8(uint8_t* d_out);
 
   // Gradient of sum(grad_image * render) w.r.t. every packed parameter: d_grad_image is HWC,
   // d_grad_params n x (5 + C).
@@ -54,6 +56,8 @@ class CudaRasterizer {
 
  private:
   void reduce_entry_grads(float* d_grad_params);
+  template <typename Out>
+  void forward_as(Out* d_out);
 
   cudaStream_t stream_;
   const float* params_ = nullptr;
@@ -77,6 +81,8 @@ int cuda_device_count();
 // One-shot host wrappers used by the Python bindings (host pointers in and out, a private stream).
 // Arguments are validated as for the CPU path (std::invalid_argument).
 void cuda_render(const float* params, int64_t n, int channels, int width, int height, float* out,
+                 const RenderBudget& budget = RenderBudget{});
+void cuda_render(const float* params, int64_t n, int channels, int width, int height, uint8_t* out,
                  const RenderBudget& budget = RenderBudget{});
 void cuda_render_backward(const float* params, int64_t n, int channels, int width, int height,
                           const float* grad_image, float* grad_params);

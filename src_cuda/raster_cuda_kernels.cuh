@@ -130,8 +130,9 @@ __device__ void render_pixel(const RasterView& v, int32_t begin, int32_t end, co
   }
 }
 
-template <int C>
-__global__ void __launch_bounds__(kBlock) forward_kernel(RasterView v, float* __restrict__ out) {
+// Out: float (the raw render) or uint8_t (converted by to_u8, as the CPU's render_u8 does).
+template <int C, typename Out>
+__global__ void __launch_bounds__(kBlock) forward_kernel(RasterView v, Out* __restrict__ out) {
   __shared__ Prepared s_g[kForwardBatch];
   __shared__ float s_c[kForwardBatch][C];
   const TilePixel tp = tile_pixel(v);
@@ -140,9 +141,9 @@ __global__ void __launch_bounds__(kBlock) forward_kernel(RasterView v, float* __
   for (int c = 0; c < C; ++c) acc[c] = 0.0f;
   render_pixel<C, kForwardBatch>(v, v.tile_start[blockIdx.x], v.tile_end[blockIdx.x], tp, s_g, s_c, acc);
   if (tp.inside) {
-    float* o = out + (int64_t(tp.py) * v.width + tp.px) * C;
+    Out* o = out + (int64_t(tp.py) * v.width + tp.px) * C;
 #pragma unroll
-    for (int c = 0; c < C; ++c) o[c] = acc[c];
+    for (int c = 0; c < C; ++c) store_pixel(o + c, acc[c]);
   }
 }
 

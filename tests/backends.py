@@ -195,6 +195,10 @@ class EmulatedCuda:
         self.run("render", params, width, height, self.tmp / "out.f32")
         return np.fromfile(self.tmp / "out.f32", np.float32).reshape(height, width, params.shape[1] - 5)
 
+    def render_u8(self, params: np.ndarray, width: int, height: int) -> np.ndarray:
+        self.run("render_u8", params, width, height, self.tmp / "out.u8")
+        return np.fromfile(self.tmp / "out.u8", np.uint8).reshape(height, width, params.shape[1] - 5)
+
     def backward(self, params: np.ndarray, width: int, height: int, grad_image: np.ndarray) -> np.ndarray:
         np.ascontiguousarray(grad_image, np.float32).tofile(self.tmp / "grad_image.f32")
         self.run("backward", params, width, height, self.tmp / "grad_image.f32", self.tmp / "grad.f32")

@@ -84,6 +84,16 @@ def test_deterministic() -> None:
     np.testing.assert_array_equal(gpu_backward(params, width, height, g), gpu_backward(params, width, height, g))
 
 
+def test_render_u8_is_to_uint8_of_the_float_render() -> None:
+    from splatcodec.render import to_uint8
+
+    params = random_scene(22, 400, 90, 61, 3, sigma_range=(0.5, 12.0))
+    params[:, 5:] *= 2.5  # sums outside [0, 1]: both clips
+    got = np.asarray(_core_cuda.render_u8(params, 90, 61))
+    assert got.dtype == np.uint8 and got.shape == (61, 90, 3)
+    np.testing.assert_array_equal(got, to_uint8(np.asarray(_core_cuda.render(params, 90, 61))))
+
+
 @pytest.mark.parametrize("make", [
     lambda: (np.zeros(8, np.float32), 8, 8),
     lambda: (np.zeros((3, 7), np.float32), 8, 8),
@@ -94,6 +104,8 @@ def test_bad_render_inputs_raise_value_error(make) -> None:
     params, width, height = make()
     with pytest.raises(ValueError):
         _core_cuda.render(params, width, height)
+    with pytest.raises(ValueError):
+        _core_cuda.render_u8(params, width, height)
     p = np.zeros((2, 8), np.float32)
     with pytest.raises(ValueError):
         _core_cuda.render_backward(p, 9, 9, np.zeros((9, 8, 3), np.float32))
@@ -259,7 +271,7 @@ def test_public_decode_on_the_gpu_within_one_level_of_the_cpu() -> None:
 
     data = sc.encode((_kodak_crop() * 255 + 0.5).astype(np.uint8), quality=60, effort=1, threads=2)
     jump = 255 * float(np.abs(decode_splats(data).color).max()) * math.exp(-4.5) * 1.01
-    for options in (dict(), dict(scale=1.5), dict(max_gaussians=100), dict(width=2400)):  # 2400: several bands
+    for options in (dict(), dict(scale=1.5), dict(max_gaussians=100), dict(width=2400)):
         gpu, cpu = sc.decode(data, device="cuda", **options), sc.decode(data, **options)
         assert gpu.dtype == np.uint8
         _assert_close_up_to_cutoff_jumps(gpu, cpu, 1, jump, f"decode(device='cuda', {options})")

@@ -56,6 +56,24 @@ def test_batch_boundaries(gpu: EmulatedCuda, n: int, backward: bool) -> None:
         assert_forward_close(img, render_reference(params, 32, 32).numpy(), 1.0, "emulated gpu vs reference")
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_uint8_render_converts_every_value_as_to_uint8(gpu: EmulatedCuda, channels: int) -> None:
+    """forward_u8 (the GPU decode) writes to_uint8 of the float render: clipped below 0 and above 1,
+    rounded half up, every pixel written (the buffer starts at 77)."""
+    from splatcodec.render import to_uint8
+
+    rng = np.random.default_rng(90 + channels)
+    params = random_gaussians(rng, 300, 40, 36, channels, sigma_range=(0.8, 6.0))
+    params[:, 5:] = rng.uniform(-0.6, 1.6, (300, channels))  # sums well outside [0, 1]: both clips
+    params[:3, 0:2] = [[-50.0, -50.0], [200.0, 5.0], [5.0, 300.0]]  # off the image
+    img = gpu.render(params, 40, 36)
+    got = gpu.render_u8(params, 40, 36)
+    assert got.dtype == np.uint8 and got.shape == (36, 40, channels)
+    np.testing.assert_array_equal(got, to_uint8(img))
+    assert (img < 0).any() and (img > 1).any()
+    np.testing.assert_array_equal(gpu.render_u8(np.zeros((0, 5 + channels), np.float32), 17, 9), 0)
+
+
 def test_zero_gaussians(gpu: EmulatedCuda) -> None:
     params = np.zeros((0, 8), np.float32)
     np.testing.assert_array_equal(gpu.render(params, 20, 18), 0.0)

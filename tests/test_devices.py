@@ -15,11 +15,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 import splatcodec as sc
-from splatcodec import _native, backends
+from splatcodec import _native
 from splatcodec.cli import main
 from splatcodec.codec.api import decode_splats
 from splatcodec.errors import DeviceError, DeviceUnavailableError, InvalidInputError, SplatcodecError
-from splatcodec.render import to_uint8
 
 GPU_USABLE = _native.cuda_status()[0] is not None
 CUDA_BUILT = importlib.util.find_spec("splatcodec._core_cuda") is not None
@@ -121,17 +120,6 @@ def test_resolve_device() -> None:
 def test_fit_kwargs_cannot_choose_the_device(image) -> None:
     with pytest.raises(InvalidInputError, match="fit_kwargs cannot set device"):
         sc.encode(image, fit_kwargs={"device": "cpu"}, **FAST)
-
-
-def test_gpu_uint8_conversion_by_bands_is_to_uint8(monkeypatch) -> None:
-    # decode on the GPU converts the float render in bands of rows: the same values as to_uint8 at once.
-    rng = np.random.default_rng(0)
-    image = rng.normal(0.5, 0.6, (37, 11, 3)).astype(np.float32)
-    image[0, 0, 0], image[5, 3, 1], image[36, 10, 2] = np.nan, np.inf, -np.inf
-    image[7, 7, 0], image[8, 8, 1] = 0.5 / 255, 254.5 / 255
-    for chunk in (1, 33, 34, 100, 1 << 22):
-        monkeypatch.setattr(backends, "UINT8_CHUNK_VALUES", chunk)
-        np.testing.assert_array_equal(backends._to_uint8_by_rows(image), to_uint8(image))
 
 
 # ---------------------------------------------------------------------------------------------- CLI

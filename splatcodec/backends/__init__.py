@@ -55,11 +55,6 @@ def backend() -> str:
         return "numba"
 
 
-#: Rows of a GPU render converted to uint8 at a time hold at most this many values (a bounded float
-#: temporary next to the GPU's float image, which ``_core_cuda`` returns whole: it has no ``render_u8``).
-UINT8_CHUNK_VALUES = 1 << 22
-
-
 def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0, *, uint8: bool = False,
                   max_entries: int = 0, max_work: float = 0.0, device: str = "cpu") -> np.ndarray:
     """Render packed (N, 5 + C) float32 Gaussians to float32 (height, width, C) on ``device`` ("cpu":
@@ -69,9 +64,8 @@ def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0,
     cancellable (Ctrl-C, CancelToken); the numba renderer checks the same budget, counted the same
     way, but cannot be interrupted midway."""
     if device != "cpu" and _native.resolve_device(device) == "cuda":
-        image = _native.run("render", params, width, height, threads, device="cuda", max_entries=max_entries,
-                            max_work=max_work)
-        return _to_uint8_by_rows(image) if uint8 else image
+        return _native.run("render_u8" if uint8 else "render", params, width, height, threads, device="cuda",
+                           max_entries=max_entries, max_work=max_work)
     if backend() == "native":
         return _native.run("render_u8" if uint8 else "render", params, width, height, threads,
                            max_entries=max_entries, max_work=max_work)
@@ -80,14 +74,3 @@ def render_packed(params: np.ndarray, width: int, height: int, threads: int = 0,
 
     image = numba_raster.render(params, width, height, threads, max_entries=max_entries, max_work=max_work)
     return to_uint8(image) if uint8 else image
-
-
-def _to_uint8_by_rows(image: np.ndarray) -> np.ndarray:
-    """:func:`splatcodec.render.to_uint8` of ``image``, a band of rows at a time (bounded temporaries)."""
-    from ..render import to_uint8
-
-    out = np.empty(image.shape, np.uint8)
-    rows = max(1, UINT8_CHUNK_VALUES // max(1, image.shape[1] * image.shape[2]))
-    for start in range(0, image.shape[0], rows):
-        out[start:start + rows] = to_uint8(image[start:start + rows])
-    return out

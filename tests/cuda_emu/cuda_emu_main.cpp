@@ -3,6 +3,7 @@
 // radix sort are replaced by std::partial_sum and std::stable_sort, which compute the same results.
 // Used by tests/test_cuda_emu.py. Usage (raw little-endian float32 files):
 //   cuda_emu render   C W H N params.f32 out.f32                  -> out: H x W x C
+//   cuda_emu render_u8 C W H N params.f32 out.u8                  -> out: H x W x C uint8 (forward_u8)
 //   cuda_emu backward C W H N params.f32 grad_image.f32 out.f32   -> out: N x (5 + C)
 //   cuda_emu mse      C W H N params.f32 target_planar.f32 grad.f32 error_map.f32 loss.f64
 //   cuda_emu fit      C W H N params.f32 image_hwc.f32 ITERATIONS LR_XY LR_CHOL LR_COLOR LR_FINAL_RATIO
@@ -124,13 +125,14 @@ Binned bin(const float* params, int64_t n, int channels, int width, int height) 
   return b;
 }
 
-// CudaRasterizer::forward with the kernel emulated: out is H x W x C.
-void forward(const Binned& b, float* out) {
+// CudaRasterizer::forward (Out = float) / forward_u8 (Out = uint8_t) with the kernel emulated: out is H x W x C.
+template <typename Out>
+void forward(const Binned& b, Out* out) {
   const RasterView v = b.view();
   if (b.channels == 1)
-    emu::launch(unsigned(b.tiles()), kBlock, [&] { forward_kernel<1>(v, out); });
+    emu::launch(unsigned(b.tiles()), kBlock, [&] { forward_kernel<1, Out>(v, out); });
   else
-    emu::launch(unsigned(b.tiles()), kBlock, [&] { forward_kernel<3>(v, out); });
+    emu::launch(unsigned(b.tiles()), kBlock, [&] { forward_kernel<3, Out>(v, out); });
 }
 
 void reduce(const Binned& b, const std::vector<float>& entry_grads, std::vector<float>& grad_params) {
@@ -234,6 +236,10 @@ int main(int argc, char** argv) {
     const size_t pixels = size_t(width) * height;
     if (mode == "render") {
       std::vector<float> out(pixels * channels, -1.0f);
+      forward(b, out.data());
+      write(argv[7], out);
+    } else if (mode == "render_u8") {
+      std::vector<uint8_t> out(pixels * channels, 77);
       forward(b, out.data());
       write(argv[7], out);
     } else if (mode == "backward") {
