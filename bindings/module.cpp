@@ -42,7 +42,7 @@ py::array_t<Out, py::array::c_style> render_as(const FloatArray& params, int64_t
     splat::CpuRasterizer raster;
     {
       py::gil_scoped_release release;
-      raster.bin(params.data(), params.shape(0), channels, int(width), int(height), threads, budget);
+      raster.bin(params.data(), params.shape(0), channels, int(width), int(height), threads, budget, cancel);
     }
     // Allocated after binning: a request over its budget allocates nothing this size.
     py::array_t<Out, py::array::c_style> out({height, width, int64_t(channels)});

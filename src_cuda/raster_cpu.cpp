@@ -69,7 +69,7 @@ int resolve_threads(int requested) {
 }
 
 void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width, int height,
-                        int threads, const RenderBudget& budget) {
+                        int threads, const RenderBudget& budget, const CancelToken* cancel) {
   check_raster_args(n, channels, width, height);
   params_ = params;
   n_ = n;
@@ -104,11 +104,14 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
   const int64_t entries = gauss_offsets_[n];
   work_ = work;
   check_render_budget(entries, work, budget);
+  throw_if_cancelled(cancel);
+  constexpr int64_t kCancelEvery = 64;  // Gaussians between two looks at the token (a relaxed load)
 
   // Count, then fill, each tile's list in Gaussian order: every Gaussian that touches a tile is listed,
   // and the buffers are exactly as large as what they hold.
   tile_offsets_.assign(num_tiles + 1, 0);
   for (int64_t i = 0; i < n; ++i) {
+    if (i % kCancelEvery == 0) throw_if_cancelled(cancel);
     const Prepared& p = prepared_[i];
     if (gauss_offsets_[i + 1] == gauss_offsets_[i]) continue;
     for (int ty = p.y0 / kTileSize; ty <= p.y1 / kTileSize; ++ty)
@@ -119,6 +122,7 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
   entry_gaussian_.resize(entries);
   tile_entries_.resize(entries);
   for (int64_t i = 0; i < n; ++i) {
+    if (i % kCancelEvery == 0) throw_if_cancelled(cancel);
     const Prepared& p = prepared_[i];
     int64_t e = gauss_offsets_[i];
     if (gauss_offsets_[i + 1] == e) continue;

@@ -34,9 +34,10 @@ class CpuRasterizer {
   // Prepares and bins `n` packed Gaussians (rows of 5 + channels floats) for a width x height image.
   // Buffers are kept between calls, so a fitting loop allocates only when the entry count grows.
   // The entry count and the work of a pass are counted first: over `budget`, it throws LimitExceeded
-  // before the tile lists are allocated.
+  // before the tile lists are allocated. A cancelled `cancel` token stops the tile-list passes (throws
+  // Cancelled): with image-sized Gaussians they are most of a render's time.
   void bin(const float* params, int64_t n, int channels, int width, int height, int threads,
-           const RenderBudget& budget = RenderBudget{});
+           const RenderBudget& budget = RenderBudget{}, const CancelToken* cancel = nullptr);
 
   // Renders the binned Gaussians into `out` (height x width x channels, interleaved). A cancelled
   // `cancel` token stops it between tiles (throws Cancelled).
