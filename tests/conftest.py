@@ -1,26 +1,11 @@
 """Shared test helpers: where the real images live, and loading them."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-KODAK_DIR = DATA_DIR / "kodak"
-
-
-def load_kodak(name: str = "kodim23") -> np.ndarray:
-    """A Kodak image as uint8 HxWx3; fails (not skips) when the shared data is missing."""
-    from PIL import Image
-
-    path = KODAK_DIR / f"{name}.png"
-    if not path.is_file():
-        pytest.fail(f"test data missing: {path} (the Kodak suite is expected in ../shared/data/kodak "
-                    "relative to the repository root; see its SOURCE.md)")
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+# One home for the data paths and the Kodak loader (tests/kodak.py, importable by test modules too).
+from kodak import DATA_DIR, KODAK_DIR, REPO_ROOT, load_kodak  # noqa: F401 (fixtures and tests use them)
 
 
 @pytest.fixture

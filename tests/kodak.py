@@ -1,5 +1,5 @@
-"""Paths and the Kodak loader for test modules that import helpers (``from conftest import`` is
-ambiguous since tests/clip/ has its own conftest.py); same behaviour as conftest.load_kodak."""
+"""The shared data paths and the Kodak loader, for conftest.py and for test modules that import
+helpers (``from conftest import`` is ambiguous since tests/clip/ has its own conftest.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-KODAK_DIR = REPO_ROOT.parent / "shared" / "data" / "kodak"
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+KODAK_DIR = DATA_DIR / "kodak"
 
 
 def load_kodak(name: str = "kodim23") -> np.ndarray:
