@@ -7,7 +7,8 @@ Part 1, CIFAR-10 *test* images (32x32, 20 per class): every codec runs each sett
 a setting's point is (mean bytes, mean PSNR over the images), and PSNR at a target mean size is
 interpolated between settings linearly in log(bytes). Pillow: WebP (method 6), JPEG (4:2:0) and AVIF
 (speed 0) where this Pillow has it; splatcodec: Gaussian counts at effort 4, one thread per encode,
-with the default 4 progressive groups and with ``levels=1`` (no group order to store: ~4 % smaller).
+with the defaults (one group, rate-distortion optimised quantization on the tiny-image depths) and,
+as the ablation, ``plain()``: plain rounding on the depths used above 64x64 (still one group).
 
 Part 2, 224x224 centre crops of Flickr8k files 250..499 (never used for priors): each crop at
 400/900/1600 Gaussians with this encoder and with today's 1.0 path (``--legacy`` switches: 1.0 grid,
@@ -26,12 +27,12 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image, features
 
-from splatcodec.codec import api, fit_strategy, formats
+from splatcodec.codec import api, encoder, fit_strategy, formats
 from splatcodec.metrics import psnr
 
 from .small_data import FLICKR_TEST, center_crop, cifar_paths, flickr_paths, load_rgb
 
-SPLAT_COUNTS = (8, 12, 16, 24, 32, 40, 48, 64, 80)
+SPLAT_COUNTS = (8, 12, 16, 24, 32, 40, 48, 64, 80, 96)
 TARGET_BYTES = (150, 250, 400)
 FLICKR_COUNTS = (400, 900, 1600)
 
@@ -46,17 +47,35 @@ def _pillow(fmt: str, **opts) -> Callable[[np.ndarray, int], tuple[int, np.ndarr
     return run
 
 
-def _splat(effort: int, levels: int) -> Callable[[np.ndarray, int], tuple[int, np.ndarray]]:
+def _splat(effort: int, rdoq: bool = True) -> Callable[[np.ndarray, int], tuple[int, np.ndarray]]:
     def run(image: np.ndarray, count: int) -> tuple[int, np.ndarray]:
-        data = api.encode(image, num_gaussians=count, effort=effort, threads=1, levels=levels)
+        if rdoq:
+            data = api.encode(image, num_gaussians=count, effort=effort, threads=1)
+        else:
+            with plain():
+                data = api.encode(image, num_gaussians=count, effort=effort, threads=1)
         return len(data), api.decode(data)
     return run
+
+
+@contextmanager
+def plain() -> Iterator[None]:
+    """The encoder without rate-distortion optimised quantization: plain rounding, the 1.1 depths of
+    images above 64x64 and the Adam colour refit (the encoder of 295a1ae with ``levels=1``)."""
+    saved = fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS
+    fit_strategy.RDOQ_SCALE = 0.0
+    formats.TINY_MAX_PIXELS = 0
+    fit_strategy.LS_COLORS = False
+    try:
+        yield
+    finally:
+        fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS = saved
 
 
 def codecs(quick: bool) -> dict[str, tuple[Callable, tuple[int, ...]]]:
     q = (0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90) if not quick else (10, 50)
     counts = SPLAT_COUNTS if not quick else (16, 32)
-    out = {"splatcodec": (_splat(4, 4), counts), "splatcodec levels=1": (_splat(4, 1), counts),
+    out = {"splatcodec": (_splat(4), counts), "splatcodec plain rounding": (_splat(4, rdoq=False), counts),
            "WebP m6": (_pillow("WEBP", method=6), q),
            "JPEG": (_pillow("JPEG"), tuple(max(v, 1) for v in q))}
     if features.check("avif"):
@@ -102,14 +121,15 @@ def cifar(count_per_class: int, quick: bool) -> None:
 
 @contextmanager
 def legacy() -> Iterator[None]:
-    """Today's (435fde6) encoder: 1.0 grid and file, fixed effort-4 schedule."""
-    saved = formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE
+    """Today's (435fde6) encoder: 1.0 grid and file, fixed effort-4 schedule, 4 progressive groups."""
+    saved = formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE, encoder.SMALL_IMAGE_PIXELS
     formats.COMPACT_MAX_PIXELS = 0
     fit_strategy.SCALED_SCHEDULE = False
+    encoder.SMALL_IMAGE_PIXELS = 0
     try:
         yield
     finally:
-        formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE = saved
+        formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE, encoder.SMALL_IMAGE_PIXELS = saved
 
 
 def _encode(image: np.ndarray, count: int, effort: int) -> tuple[int, float, float]:

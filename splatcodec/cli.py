@@ -129,8 +129,9 @@ def _write_output(dst: str, data: bytes, force: bool) -> None:
                    "may store fewer).")
 @click.option("-e", "--effort", type=click.IntRange(1, 9), default=4, show_default=True,
               help="Time spent fitting, 1 (fast) .. 9 (slow, better).")
-@click.option("--levels", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Progressive groups (1 = not progressive).")
+@click.option("--levels", type=click.IntRange(1, 64),
+              help="Progressive groups (1 = not progressive) [default: 1 for images of at most 512x512 "
+                   "pixels, else 4].")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all cores.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--priors", "priors_path", metavar="FILE",
@@ -139,7 +140,7 @@ def _write_output(dst: str, data: bytes, force: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing outputs.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def encode(inputs: tuple[str, ...], output: str | None, quality: float | None, target_bpp: float | None,
-           target_psnr: float | None, gaussians: int | None, effort: int, levels: int, threads: int, seed: int,
+           target_psnr: float | None, gaussians: int | None, effort: int, levels: int | None, threads: int, seed: int,
            priors_path: str | None, device: str, force: bool, quiet: bool) -> None:
     """Encode images (files, directories of images, or - for stdin) to .gsplat."""
     from .cli_io import read_image_input

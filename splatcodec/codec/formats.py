@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import bitstream, compact
+from . import bitstream, compact, rdoq
 from .priors import MAX_ATTRIBUTE_BITS, Priors, fixed_ranges
 from .quantize import BitDepths, Quantized
 
 #: Largest image (pixels) quantized on the 1.1 grid; Kodak (393,216 px) stays on 1.0.
 COMPACT_MAX_PIXELS = 1 << 18
-#: Extra bits over the 1.0 depth table on the 1.1 grid (scale, chroma): its fixed ranges are wider
-#: than a typical per-image range, and the step, not the range, sets both the error and the cost.
+#: Extra bits over the 1.0 depth table on the 1.1 grid: its fixed ranges are wider than a typical
+#: per-image range, and the step, not the range, sets both the error and the cost.
 SCALE_EXTRA_BITS = 0
 CHROMA_EXTRA_BITS = 1
 POS_EXTRA_BITS = 0
+SHEAR_EXTRA_BITS = 0
+LUMA_EXTRA_BITS = 0
+#: Images of at most TINY_MAX_PIXELS pixels (those whose encodes run the rate-distortion optimised
+#: quantization of :mod:`.rdoq`) use these extra bits instead, as (position, scale, shear, luma,
+#: chroma): with RDOQ choosing among the grid values, coarser grids win (CIFAR-10 training images,
+#: docs/codec.md, "Small images").
+TINY_MAX_PIXELS = rdoq.MAX_PIXELS
+TINY_EXTRA_BITS = (-1, -1, -1, -1, 0)
 
 
 def compact_grid(width: int, height: int, count: int, channels: int, metadata) -> np.ndarray | None:
@@ -30,12 +38,21 @@ def compact_grid(width: int, height: int, count: int, channels: int, metadata) -
     return fixed_ranges(width, height, count, channels)
 
 
-def compact_depths(bits: BitDepths) -> BitDepths:
-    """Depths from the quality table moved to the 1.1 grid (capped at the 1.1 maximum)."""
-    cap = MAX_ATTRIBUTE_BITS
-    color = tuple(min(cap, c + (CHROMA_EXTRA_BITS if k else 0)) for k, c in enumerate(bits.color))
-    scale = min(cap, bits.scale + SCALE_EXTRA_BITS)
-    return BitDepths(min(16, bits.pos + POS_EXTRA_BITS), scale, min(cap, bits.shear), color)
+def compact_depths(bits: BitDepths, pixels: int | None = None) -> BitDepths:
+    """Depths from the quality table moved to the 1.1 grid (capped at the 1.1 maximum, at least 1);
+    ``pixels``: the image's pixel count (images of at most :data:`TINY_MAX_PIXELS` get
+    :data:`TINY_EXTRA_BITS`)."""
+    if pixels is not None and pixels <= TINY_MAX_PIXELS:
+        pos, scale, shear, luma, chroma = TINY_EXTRA_BITS
+    else:
+        pos, scale, shear, luma, chroma = (POS_EXTRA_BITS, SCALE_EXTRA_BITS, SHEAR_EXTRA_BITS, LUMA_EXTRA_BITS,
+                                           CHROMA_EXTRA_BITS)
+
+    def fit(value: int, cap: int = MAX_ATTRIBUTE_BITS) -> int:
+        return max(1, min(cap, value))
+
+    color = tuple(fit(c + (chroma if k else luma)) for k, c in enumerate(bits.color))
+    return BitDepths(fit(bits.pos + pos, 16), fit(bits.scale + scale), fit(bits.shear + shear), color)
 
 
 def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None) -> tuple[bytes, dict[str, float]]:

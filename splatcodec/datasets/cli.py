@@ -43,7 +43,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 @click.option("--gaussians", type=click.IntRange(min=1), help="Use exactly this many Gaussians per image.")
 @click.option("-e", "--effort", type=click.IntRange(1, 9), default=4, show_default=True,
               help="Time spent fitting, 1 (fast) .. 9 (slow, better).")
-@click.option("--levels", type=click.IntRange(1, 64), default=4, show_default=True, help="Progressive groups.")
+@click.option("--levels", type=click.IntRange(1, 64),
+              help="Progressive groups [default: 1 for images of at most 512x512 pixels, else 4].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--priors", "priors_path", metavar="FILE",
               help="Dataset priors from `splatcodec train-priors` for every image (decoding needs the same FILE).")
@@ -55,7 +56,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def encode_dataset(input: str, output: str, engine: str, workers: int | None, threads: int, address: str,
                    ray_cpus: int | None, task_cpus: int, max_in_flight: int | None, shard_size: int, keep: bool,
                    resize_longest: int | None, max_pixels: int, quality: float | None, target_bpp: float | None,
-                   target_psnr: float | None, gaussians: int | None, effort: int, levels: int, seed: int,
+                   target_psnr: float | None, gaussians: int | None, effort: int, levels: int | None, seed: int,
                    priors_path: str | None, max_retries: int, log_every: float, quiet: bool) -> None:
     """Encode a dataset to WebDataset shards of .gsplat samples.
 
@@ -70,13 +71,13 @@ def encode_dataset(input: str, output: str, engine: str, workers: int | None, th
             not (quality is not None and gaussians is not None and target_bpp is None and target_psnr is None):
         raise click.UsageError("choose one of --quality, --target-bpp, --target-psnr (--gaussians may go with -q)")
     options = {k: v for k, v in dict(quality=quality, target_bpp=target_bpp, target_psnr=target_psnr,
-                                     num_gaussians=gaussians, priors=priors_path).items() if v is not None}
+                                     num_gaussians=gaussians, priors=priors_path, levels=levels).items() if v is not None}
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         summary = run(input, output, engine=engine, workers=workers, threads=threads, address=address,
                       ray_cpus=ray_cpus, task_cpus=task_cpus, max_in_flight=max_in_flight, shard_size=shard_size,
                       keep=keep, resize_longest=resize_longest, max_pixels=max_pixels, max_retries=max_retries,
-                      progress=not quiet, log_every=log_every, effort=effort, levels=levels, seed=seed, **options)
+                      progress=not quiet, log_every=log_every, effort=effort, seed=seed, **options)
     except KeyboardInterrupt as exc:
         click.echo(f"splatcodec: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}: finished "
                    "shards are kept; run the same command again to resume", err=True)
