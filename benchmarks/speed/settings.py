@@ -49,7 +49,7 @@ class Settings:
 
     @classmethod
     def quick(cls, threads: int = 0, skip_torch: bool = False) -> "Settings":
-        return cls(threads=threads, skip_torch=skip_torch, decode_images=("kodim23",), decode_crop=64,
+        return cls(threads=threads, skip_torch=skip_torch, decode_images=("kodim23",), decode_crop=80,
                    effort=1, repeats=3, batch_count=2, batch_size=48, batch_gaussians=(40, 160),
                    batch_iterations=10, cuda_count=4, torch_iterations=2, scaling_crop=64,
                    scaling_gaussians=(50, 200), scaling_sizes=((32, 32), (64, 64)), scaling_iterations=200,
