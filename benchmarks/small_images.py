@@ -61,15 +61,18 @@ def _splat(effort: int, rdoq: bool = True) -> Callable[[np.ndarray, int], tuple[
 @contextmanager
 def plain() -> Iterator[None]:
     """The encoder without rate-distortion optimised quantization: plain rounding, the 1.1 depths of
-    images above 64x64 and the Adam colour refit (the encoder of 295a1ae with ``levels=1``)."""
-    saved = fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS
+    images above 64x64, the Adam colour refit and the full fit schedule (the encoder of 295a1ae with
+    ``levels=1``)."""
+    saved = fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS, fit_strategy.TINY_SCHEDULE
     fit_strategy.RDOQ_SCALE = 0.0
     formats.TINY_MAX_PIXELS = 0
     fit_strategy.LS_COLORS = False
+    fit_strategy.TINY_SCHEDULE = False
     try:
         yield
     finally:
-        fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS = saved
+        (fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS,
+         fit_strategy.TINY_SCHEDULE) = saved
 
 
 def codecs(quick: bool) -> dict[str, tuple[Callable, tuple[int, ...]]]:
