@@ -43,8 +43,11 @@ TINY_IMAGE_PIXELS = 1 << 12
 SHORT_SCHEDULE_PIXELS = 1 << 18
 SCALED_SCHEDULE = True
 #: Images of at most TINY_IMAGE_PIXELS (64x64; those that get RDOQ and least-squares colours) fit with
-#: short stages and a long joint polish (:func:`iterations_for_effort`); False: the full schedule.
+#: short stages and a long joint polish (:func:`iterations_for_effort`) when the mean spacing
+#: sqrt(pixels / N) is at most TINY_SCHEDULE_MAX_SPACING (below that density the few large Gaussians
+#: of the first stages need the long stages); False: the full schedule.
 TINY_SCHEDULE = True
+TINY_SCHEDULE_MAX_SPACING = 8.0
 
 #: Low-rate encodes fit their coarse stages at half resolution (4x fewer pixels per iteration) and
 #: scale the Gaussians back: a stage is halved when its own mean spacing sqrt(W H / N_stage) is at
@@ -109,7 +112,7 @@ def check_fit_kwargs(fit_kwargs: Any) -> dict:
     return {**merged, "max_pixels": None}
 
 
-def iterations_for_effort(effort: int, pixels: int = 0) -> tuple[int, int]:
+def iterations_for_effort(effort: int, pixels: int = 0, gaussians: int = 0) -> tuple[int, int]:
     """(fit iterations per coarse-to-fine stage, refinement iterations) for an effort level.
 
     Measured on 256x256 Kodak crops (kodim01, kodim23; quality 45 and 72): 800 iterations per stage
@@ -120,9 +123,12 @@ def iterations_for_effort(effort: int, pixels: int = 0) -> tuple[int, int]:
 
     Images of at most 64x64 pixels (with RDOQ and least-squares colours) spend the time the other
     way round: 150 iterations per stage and a 1000-iteration joint polish at effort 4 (100 CIFAR-10
-    training images: +0.3 to +0.75 dB at equal bytes over 800 + 300, and ~10-20 % less CPU).
+    training images: +0.3 to +0.75 dB at equal bytes over 800 + 300, and ~10-20 % less CPU), when
+    ``gaussians`` makes the mean spacing at most TINY_SCHEDULE_MAX_SPACING (8 and 12 Gaussians on
+    32x32 lost ~1 dB with it).
     """
-    if SCALED_SCHEDULE and TINY_SCHEDULE and 0 < pixels <= TINY_IMAGE_PIXELS:
+    tiny_density = gaussians > 0 and pixels <= gaussians * TINY_SCHEDULE_MAX_SPACING ** 2
+    if SCALED_SCHEDULE and TINY_SCHEDULE and 0 < pixels <= TINY_IMAGE_PIXELS and tiny_density:
         return 25 * effort + 50, 200 * effort + 200
     if SCALED_SCHEDULE and TINY_IMAGE_PIXELS < pixels <= SHORT_SCHEDULE_PIXELS:
         return 75 * effort + 100, 25 * effort + 50
@@ -214,7 +220,7 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
     from ..metrics import psnr
     from ..render import render
 
-    iters, refine = iterations_for_effort(effort, pixels.shape[0] * pixels.shape[1])
+    iters, refine = iterations_for_effort(effort, pixels.shape[0] * pixels.shape[1], n)
     splats, groups = fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress,
                                         device)
     h, w = pixels.shape[:2]
@@ -244,5 +250,6 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
 
 __all__ = ["Attempt", "DEFAULT_EFFORT", "FIT_STAGES", "HALF_RES_MIN_FIT_SPACING", "HALF_RES_MIN_SPACING",
            "LS_COLORS", "MAX_EFFORT", "Progress", "RDOQ_SCALE", "SCALED_SCHEDULE", "SHORT_SCHEDULE_PIXELS",
-           "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE", "check_effort", "check_fit_kwargs", "downscale2", "fit_and_code",
+           "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE",
+           "TINY_SCHEDULE_MAX_SPACING", "check_effort", "check_fit_kwargs", "downscale2", "fit_and_code",
            "fit_coarse_to_fine", "iterations_for_effort", "no_progress", "upscale2"]
