@@ -107,3 +107,12 @@ def test_tiny_images_use_the_tiny_depths():
     assert formats.compact_depths(bits, 32 * 32) == BitDepths(8, 6, 6, (7, 7, 7))
     assert formats.compact_depths(bits, 224 * 224) == BitDepths(9, 7, 7, (8, 8, 8))
     assert formats.compact_depths(bits) == formats.compact_depths(bits, 224 * 224)
+
+
+def test_tiny_images_fit_with_short_stages_and_a_long_polish_unless_very_sparse():
+    assert fit_strategy.iterations_for_effort(4, 32 * 32, 32) == (150, 1000)
+    assert fit_strategy.iterations_for_effort(4, 32 * 32, 16) == (150, 1000)
+    assert fit_strategy.iterations_for_effort(4, 32 * 32, 12) == (800, 300)  # spacing above 8 px
+    assert fit_strategy.iterations_for_effort(1, 64 * 64, 64) == (75, 400)
+    assert fit_strategy.iterations_for_effort(4, 224 * 224, 400) == (400, 150)
+    assert fit_strategy.iterations_for_effort(4, 768 * 512, 5000) == (800, 300)
