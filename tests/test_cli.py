@@ -49,7 +49,8 @@ def test_encode_decode_info_round_trip(image_dir: Path):
     assert r.exit_code == 0 and Image.open(image_dir / "p.png").size == (16, 12)
     r = run("info", str(out), "--json")
     facts = json.loads(r.stdout)
-    assert facts["num_gaussians"] == 60 and facts["width"] == 32 and facts["bytes"] == out.stat().st_size
+    # On small images the stage pruning may store fewer Gaussians than asked for (--gaussians' help).
+    assert 0 < facts["num_gaussians"] <= 60 and facts["width"] == 32 and facts["bytes"] == out.stat().st_size
     assert "position" in facts["bits_per_gaussian"]
     r = run("info", str(out))
     assert "bits per Gaussian" in r.stdout
