@@ -123,7 +123,7 @@ def iterations_for_effort(effort: int, pixels: int = 0, gaussians: int = 0) -> t
 
     Images of at most 64x64 pixels (with RDOQ and least-squares colours) spend the time the other
     way round: 150 iterations per stage and a 1000-iteration joint polish at effort 4 (100 CIFAR-10
-    training images: +0.3 to +0.75 dB at equal bytes over 800 + 300, and ~10-20 % less CPU), when
+    training images: +0.3 to +0.75 dB at equal bytes over 800 + 300, at about the same CPU), when
     ``gaussians`` makes the mean spacing at most TINY_SCHEDULE_MAX_SPACING (8 and 12 Gaussians on
     32x32 lost ~1 dB with it).
     """
