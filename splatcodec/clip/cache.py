@@ -48,7 +48,7 @@ class GaussianSettings:
     target_bytes: int | None = None
     num_gaussians: int | None = None
     effort: int = 4
-    levels: int = 4
+    levels: int | None = None  # progressive groups; None: the codec's choice (one for images up to 2^18 px)
     iterations: int = 500
     seed: int = 0
 
