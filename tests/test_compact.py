@@ -275,6 +275,8 @@ def test_dataset_priors_round_trip_and_are_required():
     assert api.decode_splats(data, priors=priors.to_bytes()).num_gaussians == 40
     assert api.info(data, priors=priors).num_gaussians == 40
     assert api.info(data).num_gaussians == 40  # the header alone needs no priors...
+    with pytest.raises(FormatError, match="not a splatcodec priors file"):
+        api.info(data, priors=b"junk")  # ...but a priors argument is checked all the same
     with pytest.raises(FormatError, match="dataset priors"):
         api.info(data, coded_bits=True)  # ...the coded bits do
     assert set(api.info(data, coded_bits=True, priors=priors).bits_per_gaussian) >= {"position", "Y"}

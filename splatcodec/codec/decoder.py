@@ -95,9 +95,9 @@ def info(data: bytes, *, coded_bits: bool = False, gaussian_limit: int | None = 
     data = _as_bytes(data)
     parsed = bitstream.parse(data, _limits(None, gaussian_limit))
     h = parsed.header
+    loaded = None if priors is None else load_priors(priors)  # a bad priors argument fails either way
     per_attribute = None
     if coded_bits:
-        loaded = None if priors is None else load_priors(priors)
         q = bitstream.read(parsed, priors=loaded)
         # Re-coding the decoded symbols with the file's settings reproduces the per-stream split
         # exactly for files this encoder wrote (the models are a deterministic function of the symbols).
