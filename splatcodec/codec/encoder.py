@@ -31,7 +31,7 @@ DEFAULT_LEVELS = 4
 #: Images of at most this many pixels (the 1.1 grid's size bound, ``formats.COMPACT_MAX_PIXELS``)
 #: store :data:`SMALL_IMAGE_LEVELS` group by default: a thumbnail gains little from progressive
 #: decoding, and the group order costs ~4 % of a 32x32 file (0.2-0.3 dB at equal bytes on CIFAR-10).
-SMALL_IMAGE_PIXELS = 1 << 18
+SMALL_IMAGE_PIXELS = formats.COMPACT_MAX_PIXELS
 SMALL_IMAGE_LEVELS = 1
 
 

@@ -39,7 +39,7 @@ STAGE_FIT_OPTIONS: dict[str, Any] = dict(prune_every=25, prune_threshold=0.02, p
 #: Images with more than TINY_IMAGE_PIXELS and at most SHORT_SCHEDULE_PIXELS pixels (thumbnails such as
 #: 224x224) fit with half the iterations (:func:`iterations_for_effort`); setting SCALED_SCHEDULE (of
 #: this module) to False restores the full schedule everywhere (benchmarks compare against it).
-TINY_IMAGE_PIXELS = 1 << 12
+TINY_IMAGE_PIXELS = rdoq.MAX_PIXELS  # 64x64: also the images that get RDOQ (below)
 SHORT_SCHEDULE_PIXELS = 1 << 18
 SCALED_SCHEDULE = True
 #: Images of at most TINY_IMAGE_PIXELS (64x64; those that get RDOQ and least-squares colours) fit with
@@ -226,21 +226,23 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
     h, w = pixels.shape[:2]
     grid = formats.compact_grid(w, h, splats.num_gaussians, len(bits.color), metadata)  # None: 1.0 grid
     q = quantize(splats, bits, levels=levels, groups=groups, ranges=grid)
+    tiny_on_grid = grid is not None and h * w <= TINY_IMAGE_PIXELS  # least-squares colours and RDOQ
+    target = pixels.astype(np.float64) / 255.0 if tiny_on_grid else None
     if refine:
         # Quantization-aware step: keep the quantized geometry fixed and re-fit the colours to it (the
         # image is linear in the colours, so they can absorb much of the geometry's quantization
         # error); then quantize the colours on the same geometry grid. Measured on Kodak crops this
         # beats refining all parameters and re-quantizing (the re-quantization undoes the refinement).
         geometry = q.ranges[:GEOMETRY_FLOATS].copy()
-        if LS_COLORS and grid is not None and h * w <= rdoq.MAX_PIXELS:  # tiny: solve exactly
-            refit = rdoq.solve_colors(dequantize(q), pixels.astype(np.float64) / 255.0)
+        if LS_COLORS and tiny_on_grid:  # solve exactly
+            refit = rdoq.solve_colors(dequantize(q), target)
         else:
             refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads, max_pixels=None,
                         device=device, lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes, ranges=grid)
-    if grid is not None and h * w <= rdoq.MAX_PIXELS and RDOQ_SCALE > 0 and compact.can_write(q) is None:
-        q = rdoq.optimise(q, pixels.astype(np.float64) / 255.0, priors or builtin(), RDOQ_SCALE)
+    if tiny_on_grid and RDOQ_SCALE > 0 and compact.can_write(q) is None:
+        q = rdoq.optimise(q, target, priors or builtin(), RDOQ_SCALE)
     data, stream_bits = formats.write_best(q, metadata, priors)
     steps = len(group_sizes_for(n, max(levels, FIT_STAGES))) + 2
     progress(steps, steps, "quantized and coded")

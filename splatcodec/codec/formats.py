@@ -48,11 +48,11 @@ def compact_depths(bits: BitDepths, pixels: int | None = None) -> BitDepths:
         pos, scale, shear, luma, chroma = (POS_EXTRA_BITS, SCALE_EXTRA_BITS, SHEAR_EXTRA_BITS, LUMA_EXTRA_BITS,
                                            CHROMA_EXTRA_BITS)
 
-    def fit(value: int, cap: int = MAX_ATTRIBUTE_BITS) -> int:
+    def clamp(value: int, cap: int = MAX_ATTRIBUTE_BITS) -> int:
         return max(1, min(cap, value))
 
-    color = tuple(fit(c + (chroma if k else luma)) for k, c in enumerate(bits.color))
-    return BitDepths(fit(bits.pos + pos, 16), fit(bits.scale + scale), fit(bits.shear + shear), color)
+    color = tuple(clamp(c + (chroma if k else luma)) for k, c in enumerate(bits.color))
+    return BitDepths(clamp(bits.pos + pos, 16), clamp(bits.scale + scale), clamp(bits.shear + shear), color)
 
 
 def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None) -> tuple[bytes, dict[str, float]]:
