@@ -13,7 +13,7 @@ import pytest
 from splatcodec.codec import api, bitstream, compact, container, formats
 from splatcodec.codec.container import Limits
 from splatcodec.codec.priors import Priors, builtin, fixed_ranges
-from splatcodec.codec.quantize import BitDepths, dequantize, quantize
+from splatcodec.codec.quantize import BitDepths, Quantized, dequantize, quantize
 from splatcodec.codec.rangecoder import MAX_OVERRUN, RangeDecoder, RangeEncoder, Table, build_table
 from splatcodec.errors import FormatError, LimitExceededError
 from splatcodec.splats import Splats
@@ -251,6 +251,27 @@ def test_small_encodes_are_1_1_and_large_ones_keep_1_0():
     with_meta = api.encode(img, num_gaussians=32, effort=1, threads=1, metadata={"comment": "x"})
     assert with_meta[:8] == container.SIGNATURE  # metadata needs 1.0's META section
     assert formats.compact_grid(768, 512, 5000, 3, None) is None
+
+
+@pytest.mark.parametrize("n,channels,levels", [(1, 3, 1), (12, 1, 1), (40, 3, 1), (40, 3, 4), (300, 3, 6)])
+def test_the_1_0_size_bound_never_exceeds_a_real_1_0_file(n, channels, levels):
+    # write_best skips the 1.0 writer when the 1.1 file is within this bound: it must be a true bound.
+    for seed in range(5):
+        for bits in (BitDepths(9, 8, 7, (8, 8, 8)[:channels]), BitDepths(5, 3, 2, (3, 2, 2)[:channels])):
+            q = _quantized(_random_splats(n, channels, seed=seed), levels, bits=bits)
+            data, _ = bitstream.write(q)
+            assert bitstream.size_lower_bound(q) <= len(data)
+    # One value per stream: zero entropy, only the fixed fields remain.
+    flat = Quantized(q.width, q.height, q.color_space, q.bits, q.ranges, q.group_sizes, q.qx, q.qy,
+                     np.repeat(q.qattr[:1], q.num_gaussians, axis=0))
+    assert bitstream.size_lower_bound(flat) <= len(bitstream.write(flat)[0])
+
+
+def test_write_best_keeps_the_smaller_file():
+    for n in (4, 40, 300):
+        q = _quantized(_random_splats(n, 3, seed=n), levels=1)
+        data, _ = formats.write_best(q, None)
+        assert len(data) == min(len(bitstream.write(q)[0]), len(compact.write(q)[0]))
 
 
 # ------------------------------------------------------------------------------ dataset priors

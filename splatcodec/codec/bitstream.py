@@ -131,6 +131,37 @@ def write(q: Quantized, metadata: dict[str, str | bytes] | None = None) -> tuple
     return data, stats
 
 
+def _entropy_bits(values: np.ndarray) -> float:
+    """N x the empirical entropy of ``values``: no static model codes them in fewer bits."""
+    counts = np.bincount(values)
+    p = counts[counts > 0] / values.size
+    return float(-values.size * np.sum(p * np.log2(p)))
+
+
+def size_lower_bound(q: Quantized) -> float:
+    """Bytes that every 1.0 file of ``q`` (without metadata) has at least, computed without coding it.
+
+    The header, the section frames and QUNT's fixed fields, plus each attribute stream's empirical
+    entropy, direct or delta-coded (whichever is lower; raw low bits never beat it either). Lets the
+    encoder skip the 1.0 writer where a compact 1.1 file is already smaller (small images).
+    """
+    channels = len(q.bits.color)
+    groups = len(q.group_sizes)
+    fixed = (container.HEADER_SIZE + container.SECTION_OVERHEAD * (1 + groups)
+             + 4 + channels + 8 * (5 + channels) + 2 + 4 * groups + 4 + 2 * groups)
+    bits = q.attribute_bits()
+    bounds = np.cumsum([0] + list(q.group_sizes))
+    data_bits = 0.0
+    for k in range(len(bits)):
+        parts = [q.qattr[a:b, k].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        if not parts:
+            continue
+        direct = np.concatenate(parts)
+        deltas = np.concatenate([to_deltas(v, bits[k]) for v in parts])
+        data_bits += min(_entropy_bits(direct), _entropy_bits(deltas))
+    return fixed + data_bits / 8.0
+
+
 # ----------------------------------------------------------------------------------------- reading
 class _Cursor:
     def __init__(self, data: bytes, what: str) -> None:

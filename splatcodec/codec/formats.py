@@ -60,15 +60,18 @@ def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None
 
     ``priors``: dataset priors for the 1.1 file (it then names them and needs them to decode).
     """
-    data, stats = bitstream.write(q, metadata)
-    bits = dict(stats.bits)
+    small = None
     if not metadata and compact.can_write(q) is None:
         try:
             small, cost = compact.write(q, priors)
         except ValueError:  # too many Gaussians for the bytes (degenerate fits): keep 1.0
-            return data, bits
-        if len(small) < len(data):
-            bits = dict(cost.bits)
-            bits["header+models"] = 8.0 * len(small) - cost.total
-            return small, bits
-    return data, bits
+            small = None
+        if small is not None:
+            small_bits = dict(cost.bits)
+            small_bits["header+models"] = 8.0 * len(small) - cost.total
+            if len(small) < bitstream.size_lower_bound(q):  # no 1.0 file can be as small: skip writing one
+                return small, small_bits
+    data, stats = bitstream.write(q, metadata)
+    if small is not None and len(small) < len(data):
+        return small, small_bits
+    return data, dict(stats.bits)
