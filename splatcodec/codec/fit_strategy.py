@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..splats import GEOMETRY_FLOATS, Splats
 from ..validation import check_int
-from . import compact, formats, rdoq
+from . import colors, compact, formats, rdoq
 from .priors import builtin
 from .quantize import BitDepths, dequantize, group_sizes_for, quantize
 
@@ -37,13 +37,13 @@ FIT_STAGES = 4
 STAGE_FIT_OPTIONS: dict[str, Any] = dict(prune_every=25, prune_threshold=0.02, prune_until=0.7, densify=True)
 
 #: Images with more than TINY_IMAGE_PIXELS and at most SHORT_SCHEDULE_PIXELS pixels (thumbnails such as
-#: 224x224) fit with half the iterations (:func:`iterations_for_effort`); setting SCALED_SCHEDULE (of
+#: 224x224) fit with a shorter schedule (:func:`schedule_for`); setting SCALED_SCHEDULE (of
 #: this module) to False restores the full schedule everywhere (benchmarks compare against it).
 TINY_IMAGE_PIXELS = rdoq.MAX_PIXELS  # 64x64: also the images that get RDOQ (below)
 SHORT_SCHEDULE_PIXELS = 1 << 18
 SCALED_SCHEDULE = True
 #: Images of at most TINY_IMAGE_PIXELS (64x64; those that get RDOQ and least-squares colours) fit with
-#: short stages and a long joint polish (:func:`iterations_for_effort`) when the mean spacing
+#: short stages and a long joint polish (:func:`schedule_for`) when the mean spacing
 #: sqrt(pixels / N) is at most TINY_SCHEDULE_MAX_SPACING (below that density the few large Gaussians
 #: of the first stages need the long stages); False: the full schedule.
 TINY_SCHEDULE = True
@@ -56,6 +56,11 @@ TINY_SCHEDULE_MAX_SPACING = 8.0
 #: less encode time; at 0.38-0.6 bpp halving the same stages cost 0.2-0.4 dB, hence the second bound.
 HALF_RES_MIN_SPACING = 18.0
 HALF_RES_MIN_FIT_SPACING = 12.0
+#: Thumbnails (the short schedule) halve the stages whose own spacing is at least this, whatever the
+#: whole fit's spacing: on 224x224 Flickr8k training crops at 400 Gaussians the two 50-Gaussian stages
+#: (spacing 32 px) at half resolution cost 0.04 dB at equal bytes for 16 % less encode CPU (18 px,
+#: also halving the third stage: -0.06 dB, -22 %).
+HALF_RES_THUMBNAIL_SPACING = 24.0
 
 #: Rate-distortion optimised quantization of images of at most ``rdoq.MAX_PIXELS`` on the 1.1 grid
 #: (:mod:`.rdoq`): the lambda scale (0 turns it off; the tiny-image depths of
@@ -65,6 +70,11 @@ RDOQ_SCALE = rdoq.LAMBDA_SCALE
 #: (:func:`.rdoq.solve_colors`, under a millisecond) instead of ``refine`` Adam iterations: the same
 #: PSNR at equal bytes on CIFAR-10 training images, ~20 ms less CPU per 32x32 encode.
 LS_COLORS = True
+
+#: On images of at most SHORT_SCHEDULE_PIXELS that are not that small, the colour refit is
+#: :func:`.colors.least_squares_colors` (conjugate gradients, 20 steps) instead of ``refine`` Adam
+#: iterations: the same PSNR at equal bytes on 224x224 crops at a fifth of the time.
+CG_COLORS = True
 
 #: ``progress(step, total, label)`` callback type: called after each fitting step of an attempt.
 Progress = Callable[[int, int, str], None]
@@ -112,27 +122,46 @@ def check_fit_kwargs(fit_kwargs: Any) -> dict:
     return {**merged, "max_pixels": None}
 
 
-def iterations_for_effort(effort: int, pixels: int = 0, gaussians: int = 0) -> tuple[int, int]:
-    """(fit iterations per coarse-to-fine stage, refinement iterations) for an effort level.
+@dataclass(frozen=True)
+class Schedule:
+    """How long an encode fits: iterations per coarse-to-fine stage, joint-polish (and colour refit)
+    iterations, and the polish's learning-rate scale."""
 
-    Measured on 256x256 Kodak crops (kodim01, kodim23; quality 45 and 72): 800 iterations per stage
-    match 1500 within the fits' noise (+-0.3 dB), 500 lose ~0.2 dB, 300 ~0.3 dB; see docs/codec.md.
-    On 224x224 Flickr8k crops at 400 Gaussians (effort 4) half the schedule (400 + 150) takes half
-    the time and loses 0.09 dB at equal bytes (300 + 100: -0.23 dB); on 32x32 images it would lose
-    0.21 dB while the full schedule already takes ~45 ms.
+    stage_iterations: int
+    refine_iterations: int
+    polish_lr_scale: float
+    #: A stage is fitted at half resolution when its own mean spacing is at least the first and the
+    #: whole fit's at least the second (see HALF_RES_MIN_SPACING).
+    half_res_spacing: tuple[float, float] = (HALF_RES_MIN_SPACING, HALF_RES_MIN_FIT_SPACING)
+
+
+def schedule_for(effort: int, pixels: int = 0, gaussians: int = 0) -> Schedule:
+    """The fitting schedule of an encode at ``effort`` of an image of ``pixels`` with ``gaussians``.
+
+    Large images (and every image with SCALED_SCHEDULE off): measured on 256x256 Kodak crops
+    (kodim01, kodim23; quality 45 and 72), 800 iterations per stage match 1500 within the fits' noise
+    (+-0.3 dB), 500 lose ~0.2 dB, 300 ~0.3 dB; polish at 0.3 x the fit's learning rates
+    (docs/codec.md).
+
+    Thumbnails (more than 64x64, at most SHORT_SCHEDULE_PIXELS; 224x224 Flickr8k *training* crops at
+    400 Gaussians, effort 4): 250 iterations per stage and a 150-iteration polish at 1.0 x the
+    learning rates give the PSNR at equal bytes of 400 + 150 at 0.3 x (which took half the time of
+    800 + 300 for -0.09 dB) with 1,200 fewer stage iterations; their colour refit is the
+    conjugate-gradient solve of :mod:`.colors`, and stages with a mean spacing of at least
+    HALF_RES_THUMBNAIL_SPACING fit at half resolution.
 
     Images of at most 64x64 pixels (with RDOQ and least-squares colours) spend the time the other
-    way round: 150 iterations per stage and a 1000-iteration joint polish at effort 4 (100 CIFAR-10
-    training images: +0.3 to +0.75 dB at equal bytes over 800 + 300, at about the same CPU), when
-    ``gaussians`` makes the mean spacing at most TINY_SCHEDULE_MAX_SPACING (8 and 12 Gaussians on
-    32x32 lost ~1 dB with it).
+    way round, when ``gaussians`` makes the mean spacing at most TINY_SCHEDULE_MAX_SPACING (8 and 12
+    Gaussians on 32x32 lost ~1 dB with it): 150 iterations per stage and a 600-iteration polish at
+    1.5 x the learning rates at effort 4 (CIFAR-10 training images: +0.3 to +0.75 dB at equal bytes
+    over 800 + 300, and within 0.05 dB of a 1000-iteration polish at 0.3 x at 40 % less CPU).
     """
     tiny_density = gaussians > 0 and pixels <= gaussians * TINY_SCHEDULE_MAX_SPACING ** 2
     if SCALED_SCHEDULE and TINY_SCHEDULE and 0 < pixels <= TINY_IMAGE_PIXELS and tiny_density:
-        return 25 * effort + 50, 200 * effort + 200
+        return Schedule(25 * effort + 50, 125 * effort + 100, 1.5)
     if SCALED_SCHEDULE and TINY_IMAGE_PIXELS < pixels <= SHORT_SCHEDULE_PIXELS:
-        return 75 * effort + 100, 25 * effort + 50
-    return 150 * effort + 200, 50 * effort + 100
+        return Schedule(50 * effort + 50, 25 * effort + 50, 1.0, (HALF_RES_THUMBNAIL_SPACING, 0.0))
+    return Schedule(150 * effort + 200, 50 * effort + 100, 0.3)
 
 
 def downscale2(image: np.ndarray) -> np.ndarray:
@@ -151,8 +180,8 @@ def upscale2(splats: Splats, width: int, height: int) -> Splats:
     return Splats(splats.xy * np.float32(2), splats.chol * np.float32(2), splats.color, width, height)
 
 
-def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refine: int, seed: int,
-                       threads: int, fit_kwargs: dict, progress: Progress = no_progress,
+def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, plan: Schedule, seed: int, threads: int,
+                       fit_kwargs: dict, progress: Progress = no_progress,
                        device: str = "cpu") -> tuple[Splats, list[int] | None]:
     """Fit ``n`` Gaussians in stages: each stage is fitted to the residual of the ones before.
 
@@ -170,6 +199,7 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
     from ..fitting import fit
     from ..render import render_float
 
+    iters, refine = plan.stage_iterations, plan.refine_iterations
     sizes = group_sizes_for(n, max(levels, FIT_STAGES))
     total = len(sizes) + 2
     if len(sizes) <= 1:
@@ -181,10 +211,11 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
     explained = np.zeros_like(target)
     parts: list[Splats] = []
     height, width = target.shape[:2]
-    low_rate = math.sqrt(width * height / n) >= HALF_RES_MIN_FIT_SPACING
+    stage_spacing, fit_spacing = plan.half_res_spacing
+    low_rate = math.sqrt(width * height / n) >= fit_spacing
     for k, size in enumerate(sizes):
         residual = target - explained
-        if low_rate and math.sqrt(width * height / size) >= HALF_RES_MIN_SPACING:
+        if low_rate and math.sqrt(width * height / size) >= stage_spacing:
             part = upscale2(fit(downscale2(residual), num_gaussians=size, iterations=iters, seed=seed + k,
                                 threads=threads, device=device, **fit_kwargs), width, height)
         else:
@@ -200,8 +231,8 @@ def fit_coarse_to_fine(pixels: np.ndarray, n: int, levels: int, iters: int, refi
         cut = len(groups) - levels + 1
         groups = [sum(groups[:cut])] + groups[cut:]
     if refine:  # short joint polish; moves the groups a little but keeps the prefixes useful
-        stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads, lr_scale=0.3,
-                      max_pixels=None, device=device)
+        stacked = fit(pixels, init=stacked, iterations=refine, seed=seed, threads=threads,
+                      lr_scale=plan.polish_lr_scale, max_pixels=None, device=device)
         progress(total - 1, total, "joint polish")
     return stacked, (groups if stacked.num_gaussians == sum(groups) else None)
 
@@ -220,15 +251,14 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
     from ..metrics import psnr
     from ..render import render
 
-    iters, refine = iterations_for_effort(effort, pixels.shape[0] * pixels.shape[1], n)
-    splats, groups = fit_coarse_to_fine(pixels, n, levels, iters, refine, seed, threads, fit_kwargs, progress,
-                                        device)
     h, w = pixels.shape[:2]
+    plan = schedule_for(effort, h * w, n)
+    splats, groups = fit_coarse_to_fine(pixels, n, levels, plan, seed, threads, fit_kwargs, progress, device)
     grid = formats.compact_grid(w, h, splats.num_gaussians, len(bits.color), metadata)  # None: 1.0 grid
     q = quantize(splats, bits, levels=levels, groups=groups, ranges=grid)
     tiny_on_grid = grid is not None and h * w <= TINY_IMAGE_PIXELS  # least-squares colours and RDOQ
     target = pixels.astype(np.float64) / 255.0 if tiny_on_grid else None
-    if refine:
+    if plan.refine_iterations:
         # Quantization-aware step: keep the quantized geometry fixed and re-fit the colours to it (the
         # image is linear in the colours, so they can absorb much of the geometry's quantization
         # error); then quantize the colours on the same geometry grid. Measured on Kodak crops this
@@ -236,9 +266,11 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
         geometry = q.ranges[:GEOMETRY_FLOATS].copy()
         if LS_COLORS and tiny_on_grid:  # solve exactly
             refit = rdoq.solve_colors(dequantize(q), target)
+        elif CG_COLORS and SCALED_SCHEDULE and h * w <= SHORT_SCHEDULE_PIXELS:
+            refit = colors.least_squares_colors(dequantize(q), pixels / 255.0, threads=threads, device=device)
         else:
-            refit = fit(pixels, init=dequantize(q), iterations=refine, seed=seed, threads=threads, max_pixels=None,
-                        device=device, lr_xy=0.0, lr_chol=0.0)  # colours only
+            refit = fit(pixels, init=dequantize(q), iterations=plan.refine_iterations, seed=seed, threads=threads,
+                        max_pixels=None, device=device, lr_xy=0.0, lr_chol=0.0)  # colours only
         if refit.num_gaussians == q.num_gaussians:  # same Gaussians, same (file) order
             q = quantize(refit, bits, levels=levels, geometry_ranges=geometry, groups=q.group_sizes, ranges=grid)
     if tiny_on_grid and RDOQ_SCALE > 0 and compact.can_write(q) is None:
@@ -251,7 +283,8 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
 
 
 __all__ = ["Attempt", "DEFAULT_EFFORT", "FIT_STAGES", "HALF_RES_MIN_FIT_SPACING", "HALF_RES_MIN_SPACING",
-           "LS_COLORS", "MAX_EFFORT", "Progress", "RDOQ_SCALE", "SCALED_SCHEDULE", "SHORT_SCHEDULE_PIXELS",
-           "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE",
+           "HALF_RES_THUMBNAIL_SPACING",
+           "CG_COLORS", "LS_COLORS", "MAX_EFFORT", "Progress", "RDOQ_SCALE", "SCALED_SCHEDULE", "Schedule",
+           "SHORT_SCHEDULE_PIXELS", "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE",
            "TINY_SCHEDULE_MAX_SPACING", "check_effort", "check_fit_kwargs", "downscale2", "fit_and_code",
-           "fit_coarse_to_fine", "iterations_for_effort", "no_progress", "upscale2"]
+           "fit_coarse_to_fine", "no_progress", "schedule_for", "upscale2"]
