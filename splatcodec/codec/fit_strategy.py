@@ -71,9 +71,9 @@ RDOQ_SCALE = rdoq.LAMBDA_SCALE
 #: PSNR at equal bytes on CIFAR-10 training images, ~20 ms less CPU per 32x32 encode.
 LS_COLORS = True
 
-#: On images of at most SHORT_SCHEDULE_PIXELS that are not that small, the colour refit is
-#: :func:`.colors.least_squares_colors` (conjugate gradients, 20 steps) instead of ``refine`` Adam
-#: iterations: the same PSNR at equal bytes on 224x224 crops at a fifth of the time.
+#: Thumbnails (the schedules with ``cg_colors``: more than 64x64, at most SHORT_SCHEDULE_PIXELS) refit
+#: their colours with :func:`.colors.least_squares_colors` (conjugate gradients, 20 steps) instead of
+#: ``refine`` Adam iterations: the same PSNR at equal bytes on 224x224 crops at a fifth of the time.
 CG_COLORS = True
 
 #: ``progress(step, total, label)`` callback type: called after each fitting step of an attempt.
@@ -133,6 +133,8 @@ class Schedule:
     #: A stage is fitted at half resolution when its own mean spacing is at least the first and the
     #: whole fit's at least the second (see HALF_RES_MIN_SPACING).
     half_res_spacing: tuple[float, float] = (HALF_RES_MIN_SPACING, HALF_RES_MIN_FIT_SPACING)
+    #: The colour refit by conjugate gradients (:mod:`.colors`, with CG_COLORS) instead of Adam.
+    cg_colors: bool = False
 
 
 def schedule_for(effort: int, pixels: int = 0, gaussians: int = 0) -> Schedule:
@@ -160,7 +162,7 @@ def schedule_for(effort: int, pixels: int = 0, gaussians: int = 0) -> Schedule:
     if SCALED_SCHEDULE and TINY_SCHEDULE and 0 < pixels <= TINY_IMAGE_PIXELS and tiny_density:
         return Schedule(25 * effort + 50, 125 * effort + 100, 1.5)
     if SCALED_SCHEDULE and TINY_IMAGE_PIXELS < pixels <= SHORT_SCHEDULE_PIXELS:
-        return Schedule(50 * effort + 50, 25 * effort + 50, 1.0, (HALF_RES_THUMBNAIL_SPACING, 0.0))
+        return Schedule(50 * effort + 50, 25 * effort + 50, 1.0, (HALF_RES_THUMBNAIL_SPACING, 0.0), cg_colors=True)
     return Schedule(150 * effort + 200, 50 * effort + 100, 0.3)
 
 
@@ -266,7 +268,7 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
         geometry = q.ranges[:GEOMETRY_FLOATS].copy()
         if LS_COLORS and tiny_on_grid:  # solve exactly
             refit = rdoq.solve_colors(dequantize(q), target)
-        elif CG_COLORS and SCALED_SCHEDULE and h * w <= SHORT_SCHEDULE_PIXELS:
+        elif CG_COLORS and plan.cg_colors:
             refit = colors.least_squares_colors(dequantize(q), pixels / 255.0, threads=threads, device=device)
         else:
             refit = fit(pixels, init=dequantize(q), iterations=plan.refine_iterations, seed=seed, threads=threads,
