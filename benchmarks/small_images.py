@@ -14,6 +14,11 @@ Part 2, 224x224 centre crops of Flickr8k files 250..499 (never used for priors):
 400/900/1600 Gaussians with this encoder and with today's 1.0 path (``--legacy`` switches: 1.0 grid,
 1.0 file, the effort-4 schedule of splatcodec 435fde6); bytes saved at equal PSNR (the 1.0 curve of
 the same crop interpolated in log bytes), PSNR, and encode CPU seconds (process time, one thread).
+
+Part 3, dataset throughput: ``encode_batch`` of the first CIFAR-10 *test* images (default 1,000,
+100 per class) at 32 Gaussians on ``--threads`` threads (default 2), extrapolated to 10,000 images
+against the 5-minute target, next to Pillow's WebP (method 6, quality 10: about the same bytes)
+encoding the same images in the same run on one thread.
 """
 from __future__ import annotations
 
@@ -174,13 +179,37 @@ def flickr(count: int, counts: tuple[int, ...], effort: int) -> None:
     print()
 
 
+def throughput(count: int, threads: int) -> None:
+    per_class = max(1, count // 10)
+    images = [load_rgb(p) for p in cifar_paths("test", per_class)]
+    print(f"## Dataset throughput: {len(images)} CIFAR-10 test images at 32 Gaussians, encode_batch on "
+          f"{threads} threads")
+    api.encode(images[0], num_gaussians=32, threads=1)  # warm-up: imports, priors tables
+    wall, cpu = time.perf_counter(), time.process_time()
+    files = api.encode_batch(images, num_gaussians=32, threads=threads)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    webp = _pillow("WEBP", method=6)
+    start = time.perf_counter()
+    webp_bytes = [webp(image, 10)[0] for image in images]
+    webp_wall = time.perf_counter() - start
+    minutes = wall / len(images) * 10_000 / 60
+    print(f"splatcodec: {wall:.1f} s wall, {len(images) / wall:.1f} images/s, {cpu / len(images) * 1e3:.1f} ms CPU "
+          f"per image, mean {np.mean([len(f) for f in files]):.0f} B -> 10,000 images in {minutes:.2f} min "
+          f"(target 5 min: {'met' if minutes <= 5 else 'NOT met'})")
+    print(f"WebP m6 q10, one thread: {webp_wall / len(images) * 1e3:.2f} ms per image, mean "
+          f"{np.mean(webp_bytes):.0f} B; splatcodec per image and core is "
+          f"{wall * threads / webp_wall:.0f}x slower\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 CIFAR images, 1 small crop")
     parser.add_argument("--per-class", type=int, default=20, help="CIFAR-10 test images per class")
     parser.add_argument("--flickr", type=int, default=12, help="Flickr8k crops")
     parser.add_argument("--effort", type=int, default=4)
-    parser.add_argument("--skip", choices=["cifar", "flickr"], action="append", default=[])
+    parser.add_argument("--throughput-images", type=int, default=1000, help="CIFAR-10 images of part 3")
+    parser.add_argument("--threads", type=int, default=2, help="encode_batch threads of part 3")
+    parser.add_argument("--skip", choices=["cifar", "flickr", "throughput"], action="append", default=[])
     args = parser.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# splatcodec small-image benchmark; load average {load:.1f}; Pillow {Image.__version__}\n")
@@ -191,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
             flickr(1, (100, 200), 1)
         else:
             flickr(args.flickr, FLICKR_COUNTS, args.effort)
+    if "throughput" not in args.skip:
+        throughput(20 if args.quick else args.throughput_images, args.threads)
 
 
 if __name__ == "__main__":

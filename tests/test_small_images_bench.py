@@ -10,3 +10,4 @@ def test_quick_run_prints_both_tables(capsys):
     assert "| codec | PSNR at 150 B | PSNR at 250 B | PSNR at 400 B |" in out
     assert "| splatcodec |" in out and "| WebP m6 |" in out
     assert "bytes at equal PSNR" in out and "| 200 |" in out
+    assert "10,000 images in" in out and "WebP m6 q10, one thread" in out
