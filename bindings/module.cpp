@@ -13,6 +13,7 @@
 
 #include "../src_cuda/fit_cpu.h"
 #include "../src_cuda/raster_cpu.h"
+#include "../src_cuda/rdoq_cpu.h"
 
 #include "common.h"
 
@@ -134,6 +135,83 @@ FloatArray initial_gaussians(const FloatArray& image, const FitConfig& config) {
   return out;
 }
 
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+// No forcecast: a float array is refused rather than truncated to symbols.
+using Int64Array = py::array_t<int64_t, py::array::c_style>;
+using BoolArray = py::array_t<bool, py::array::c_style>;
+
+// The arguments rdoq_distortion and rdoq_sweep share (src_cuda/rdoq_cpu.h), shapes checked; the core
+// checks the values.
+splat::RdoqSweep rdoq_args(const DoubleArray& target, const Int64Array& symbols, const DoubleArray& lo,
+                           const DoubleArray& step, const DoubleArray& to_rgb) {
+  if (target.ndim() != 3 || (target.shape(2) != 1 && target.shape(2) != 3))
+    throw std::invalid_argument("target must have shape (H, W, 1) or (H, W, 3)");
+  const int64_t channels = target.shape(2), cols = splat::kGeometryFloats + channels;
+  if (symbols.ndim() != 2 || symbols.shape(1) != cols)
+    throw std::invalid_argument("symbols must have shape (N, 5 + channels)");
+  splat::check_raster_args(symbols.shape(0), int(channels), target.shape(1), target.shape(0));
+  if (lo.ndim() != 1 || lo.shape(0) != cols || step.ndim() != 1 || step.shape(0) != cols)
+    throw std::invalid_argument("lo and step must have shape (5 + channels,)");
+  if (to_rgb.ndim() != 2 || to_rgb.shape(0) != channels || to_rgb.shape(1) != channels)
+    throw std::invalid_argument("to_rgb must have shape (channels, channels)");
+  splat::RdoqSweep args;
+  args.target = target.data();
+  args.height = int(target.shape(0));
+  args.width = int(target.shape(1));
+  args.channels = int(channels);
+  args.n = symbols.shape(0);
+  args.symbols = const_cast<int64_t*>(symbols.data());  // only read: rdoq_sweep updates a copy
+  args.lo = lo.data();
+  args.step = step.data();
+  args.to_rgb = to_rgb.data();
+  return args;
+}
+
+double rdoq_distortion(const DoubleArray& target, const Int64Array& symbols, const DoubleArray& lo,
+                       const DoubleArray& step, const DoubleArray& to_rgb) {
+  const splat::RdoqSweep args = rdoq_args(target, symbols, lo, step, to_rgb);
+  return with_splatcodec_errors([&] {
+    py::gil_scoped_release release;
+    return splat::rdoq_distortion(args);
+  });
+}
+
+// One sweep: (the symbols after it, the number of Gaussians moved).
+py::tuple rdoq_sweep(const DoubleArray& target, const Int64Array& symbols, const DoubleArray& lo,
+                     const DoubleArray& step, const DoubleArray& to_rgb, const DoubleArray& d_rate,
+                     const BoolArray& valid, const DoubleArray& gap_costs, const Int64Array& bounds, int pos_bits,
+                     double lambda) {
+  splat::RdoqSweep args = rdoq_args(target, symbols, lo, step, to_rgb);
+  const int64_t n = args.n, cols = splat::kGeometryFloats + args.channels;
+  if (d_rate.ndim() != 2 || d_rate.shape(0) != n || d_rate.shape(1) != 2 * cols || valid.ndim() != 2 ||
+      valid.shape(0) != n || valid.shape(1) != 2 * cols)
+    throw std::invalid_argument("d_rate and valid must have shape (N, 2 (5 + channels))");
+  if (pos_bits < 1 || pos_bits > splat::kRdoqMaxPosBits)
+    throw std::invalid_argument("pos_bits must be in 1.." + std::to_string(splat::kRdoqMaxPosBits));
+  if (gap_costs.ndim() != 2 || gap_costs.shape(1) != 2 * pos_bits + 1 || gap_costs.shape(0) > n + 1)
+    throw std::invalid_argument("gap_costs must have shape (groups, 2 pos_bits + 1)");
+  if (bounds.ndim() != 1 || bounds.shape(0) != gap_costs.shape(0) + 1)
+    throw std::invalid_argument("bounds must have shape (groups + 1,)");
+  Int64Array out({n, cols});
+  std::copy(symbols.data(), symbols.data() + n * cols, out.mutable_data());
+  args.symbols = out.mutable_data();
+  args.d_rate = d_rate.data();
+  args.valid = valid.data();
+  args.gap_costs = gap_costs.data();
+  args.bounds = bounds.data();
+  args.groups = int(gap_costs.shape(0));
+  args.pos_bits = pos_bits;
+  args.lambda = lambda;
+  return with_splatcodec_errors([&] {
+    int64_t moved;
+    {
+      py::gil_scoped_release release;
+      moved = splat::rdoq_sweep(args);
+    }
+    return py::make_tuple(out, moved);
+  });
+}
+
 // What this CPU and OS support, as {feature: bool} plus the ISA levels the variant modules are built
 // for ("x86-64-v3", "x86-64-v4"); empty off x86. libgcc / compiler-rt fill in the features from CPUID and
 // report the AVX and AVX-512 ones only when the OS saves their registers (XGETBV), which CPUID alone does
@@ -244,6 +322,15 @@ PYBIND11_MODULE(SPLAT_MODULE_NAME, m) {
         py::arg("cancel") = py::none(),
         "Fit each float32 (H, W, C) image; returns a list of (params, stats dict). The budget applies to "
         "every iteration's binning; a cancelled CancelToken stops every fit of the call.");
+  m.def("rdoq_distortion", &rdoq_distortion, py::arg("target"), py::arg("symbols"), py::arg("lo"), py::arg("step"),
+        py::arg("to_rgb"),
+        "D of rate-distortion optimised quantization (splatcodec.codec.rdoq): squared error of the render of "
+        "the symbols against target.");
+  m.def("rdoq_sweep", &rdoq_sweep, py::arg("target"), py::arg("symbols"), py::arg("lo"), py::arg("step"),
+        py::arg("to_rgb"), py::arg("d_rate"), py::arg("valid"), py::arg("gap_costs"), py::arg("bounds"),
+        py::arg("pos_bits"), py::arg("lam"),
+        "One sweep of rate-distortion optimised quantization (splatcodec.codec.rdoq): returns (symbols, "
+        "Gaussians moved).");
   m.def("initial_gaussians", &initial_gaussians, py::arg("image"), py::arg("config"),
         "The Gaussians a fit would start from.");
 }
