@@ -8,8 +8,8 @@ step where that lowers ``D + lambda R``:
 
 * ``D``: squared error of the rendered image (float, before the decoder's 8-bit clip) against the
   target, summed over pixels and channels, in image units / 255; the render is the core's model
-  (``I(p) = sum c exp(-q/2)``, cut off at 3 sigma; docs/codec.md) evaluated here in numpy, so the
-  change of ``D`` of a move is exact up to float rounding.
+  (``I(p) = sum c exp(-q/2)``, cut off at 3 sigma; docs/codec.md) evaluated like the renderer (float32
+  weights, float64 sums), so the change of ``D`` of a move is exact up to float rounding.
 * ``R``: the bits the 1.1 coder spends on the Gaussian's attribute row under the built-in (or dataset)
   priors, contexts included, and for a position move the Morton gap bits of its group; the ideal
   cost ``-log2 p``, which the range coder meets to a fraction of a bit per file.
@@ -24,21 +24,23 @@ Measurements: docs/codec.md, "Small images: format 1.1".
 """
 from __future__ import annotations
 
-import bisect
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..splats import CUTOFF_SIGMA
+from .. import _native
+from ..splats import CUTOFF_SIGMA, Splats
 from .priors import CONTEXTS, Priors, context, ref_index
-from ..splats import Splats
-from .quantize import _YCBCR_TO_RGB, COLOR_YCBCR, Quantized, _geometry, from_symbols, morton_encode
+from .quantize import _YCBCR_TO_RGB, COLOR_YCBCR, Quantized, _geometry, morton_encode
 from .rangecoder import TABLE_BITS
 
 #: ``lambda = LAMBDA_SCALE * D / R`` (see the module docstring; chosen on CIFAR-10 training images).
 LAMBDA_SCALE = 1.5
 #: Passes over all Gaussians.
 SWEEPS = 3
-#: Largest image (pixels) :func:`optimise` works on (every Gaussian is rendered over the whole image).
+#: Largest image (pixels) the encoder applies :func:`optimise` to (the tiny images of
+#: ``fit_strategy.TINY_IMAGE_PIXELS``, on which it was measured).
 MAX_PIXELS = 64 * 64
 
 
@@ -48,7 +50,7 @@ class _Costs:
     def __init__(self, priors: Priors, depths: list[int]) -> None:
         self.priors = priors
         self.depths = depths
-        self.cache: dict[tuple[int, int], np.ndarray] = {}
+        self.cache: dict[tuple, np.ndarray] = {}
 
     def table(self, k: int, ctx: int) -> np.ndarray:
         key = (k, ctx)
@@ -67,21 +69,36 @@ class _Costs:
             refs.append(ref_index(rows[:, k], self.depths[k]))
         return total
 
+    def row_changes(self, rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """(M, 2 K) change of :meth:`rows` when attribute ``j`` of each row of ``rows`` (M, K) alone
+        becomes ``cand[:, 2 j]`` or ``cand[:, 2 j + 1]`` (symbols on the grid)."""
+        m, k = rows.shape
+        trials = np.repeat(rows[None], 2 * k + 1, axis=0)  # (the rows, then every move; row; attribute)
+        moves = np.arange(2 * k)
+        trials[1 + moves, :, moves // 2] = cand.T
+        bits = self.rows(trials.reshape(-1, k)).reshape(2 * k + 1, m)
+        return (bits[1:] - bits[0]).T
+
     def matrix(self, k: int) -> np.ndarray:
         """(contexts, symbols) bits of attribute ``k``."""
         key = ("matrix", k)
-        cost = self.cache.get(key)  # type: ignore[arg-type]
+        cost = self.cache.get(key)
         if cost is None:
-            cost = self.cache[key] = np.stack([self.table(k, c) for c in range(CONTEXTS[k])])  # type: ignore
+            cost = self.cache[key] = np.stack([self.table(k, c) for c in range(CONTEXTS[k])])
+        return cost
+
+    def gap_costs(self, pos_bits: int, count: int) -> np.ndarray:
+        """Bits of the gap length symbols ``0 ..= 2 pos_bits`` in a group of ``count`` Gaussians."""
+        key = ("gap", pos_bits, count.bit_length())
+        cost = self.cache.get(key)
+        if cost is None:
+            table = self.priors.gap_table(pos_bits, count)
+            cost = self.cache[key] = TABLE_BITS - np.log2(np.asarray(table.freq, np.float64))
         return cost
 
     def gaps(self, codes: list[int], pos_bits: int) -> float:
         """Bits of a group's Morton codes as sorted gaps (length symbol + raw bits below the top one)."""
-        key = ("gap", pos_bits, len(codes).bit_length())
-        cost = self.cache.get(key)  # type: ignore[arg-type]
-        if cost is None:
-            table = self.priors.gap_table(pos_bits, len(codes))
-            cost = self.cache[key] = (TABLE_BITS - np.log2(np.asarray(table.freq, np.float64))).tolist()  # type: ignore
+        cost = self.gap_costs(pos_bits, len(codes)).tolist()
         total = 0.0
         previous = 0
         for code in sorted(codes):
@@ -91,38 +108,11 @@ class _Costs:
         return total
 
 
-    def gap_delta(self, ordered: list[int], old: int, new: int, pos_bits: int) -> float:
-        """Change of :meth:`gaps` when the code ``old`` of the sorted list ``ordered`` becomes ``new``."""
-        cost = self.cache.get(("gap", pos_bits, len(ordered).bit_length()))  # type: ignore[arg-type]
-        if cost is None:
-            self.gaps(ordered, pos_bits)
-            cost = self.cache[("gap", pos_bits, len(ordered).bit_length())]  # type: ignore[index]
-
-        def bits(gap: int) -> float:
-            length = gap.bit_length()
-            return cost[length] + (length - 1 if length else 0)
-
-        rest = list(ordered)
-        k = bisect.bisect_left(rest, old)
-        del rest[k]
-        prev = rest[k - 1] if k else 0
-        delta = -bits(old - prev)
-        if k < len(rest):
-            delta += bits(rest[k] - prev) - bits(rest[k] - old)
-        k = bisect.bisect_right(rest, new)
-        prev = rest[k - 1] if k else 0
-        delta += bits(new - prev)
-        if k < len(rest):
-            delta += bits(rest[k] - new) - bits(rest[k] - prev)
-        return delta
-
-
-def _morton(x: int, y: int, bits: int) -> int:
-    """:func:`~.quantize.morton_encode` of one position (Python ints)."""
-    code = 0
-    for k in range(bits):
-        code |= ((x >> k) & 1) << (2 * k) | ((y >> k) & 1) << (2 * k + 1)
-    return code
+@functools.lru_cache(maxsize=8)
+def _costs(priors: Priors, depths: tuple[int, ...]) -> _Costs:
+    """The :class:`_Costs` of ``priors`` (by identity) at ``depths``, kept for the next images: building
+    its tables costs more than the rest of a small image's :func:`optimise`."""
+    return _Costs(priors, list(depths))
 
 
 def _weights(x: np.ndarray, y: np.ndarray, log_a: np.ndarray, log_b: np.ndarray, shear: np.ndarray,
@@ -143,6 +133,74 @@ def _weights(x: np.ndarray, y: np.ndarray, log_a: np.ndarray, log_b: np.ndarray,
     return out
 
 
+@dataclass
+class _Problem:
+    """What :func:`optimise` and :func:`objective` start from (:func:`_setup`)."""
+
+    q: Quantized
+    target: np.ndarray  # (H, W, C) float64, image units / 255
+    sym: np.ndarray  # (N, 5 + C) int64 symbols: x, y, log a, log b, shear, colours
+    lo: np.ndarray  # (5 + C,) value of symbol 0
+    step: np.ndarray  # (5 + C,) value change of one step
+    top: np.ndarray  # (5 + C,) largest symbol
+    to_rgb: np.ndarray  # (C, C): RGB = to_rgb @ stored colour
+    costs: _Costs
+
+    def native_args(self, sym: np.ndarray) -> tuple:
+        """The arguments the native ``rdoq_distortion`` and ``rdoq_sweep`` start with, for symbols ``sym``."""
+        return self.target, sym, self.lo, self.step, self.to_rgb
+
+    def distortion(self) -> float:
+        """D of the symbols ``sym`` (module docstring), in numpy."""
+        h, w = self.q.height, self.q.width
+        vals = self.lo + self.sym * self.step
+        ys, xs = np.mgrid[0:h, 0:w]
+        weights = _weights(*vals[:, :5].T, (xs.reshape(-1) + 0.5).astype(np.float32),
+                           (ys.reshape(-1) + 0.5).astype(np.float32)).astype(np.float64)
+        error = self.target.reshape(h * w, -1) - weights.T @ (vals[:, 5:] @ self.to_rgb.T)
+        return float((error ** 2).sum())
+
+    def rate(self) -> float:
+        """R of the symbols ``sym`` (module docstring)."""
+        q = self.q
+        rate = float(self.costs.rows(self.sym[:, 2:]).sum())
+        codes = morton_encode(self.sym[:, 0], self.sym[:, 1], q.bits.pos).astype(np.int64).tolist()
+        start = 0
+        for size in q.group_sizes:
+            rate += self.costs.gaps(codes[start:start + size], q.bits.pos)
+            start += size
+        return rate
+
+
+def _setup(q: Quantized, target: np.ndarray, priors: Priors) -> _Problem:
+    """The symbols, grid, colour matrix and rate model of ``q`` against ``target`` ((H, W) or (H, W, C))."""
+    channels = len(q.bits.color)
+    depths = q.attribute_bits()
+    all_depths = [q.bits.pos, q.bits.pos, *depths]
+    r = np.asarray(q.ranges, np.float64)
+    top = np.array([(1 << d) - 1 for d in all_depths], np.int64)
+    return _Problem(
+        q=q, target=np.asarray(target, np.float64).reshape(q.height, q.width, channels),
+        sym=np.concatenate([q.qx[:, None], q.qy[:, None], q.qattr], axis=1).astype(np.int64),
+        lo=r[:, 0], step=(r[:, 1] - r[:, 0]) / top, top=top,
+        to_rgb=_YCBCR_TO_RGB if q.color_space == COLOR_YCBCR else np.eye(channels),
+        costs=_costs(priors, tuple(depths)))
+
+
+def _canonical(q: Quantized, sym: np.ndarray) -> Quantized:
+    """``q`` with the symbols ``sym`` (N, 5 + C), Morton-sorted inside each group (ties by index)."""
+    codes = morton_encode(sym[:, 0], sym[:, 1], q.bits.pos).astype(np.int64)
+    order = []
+    start = 0
+    for size in q.group_sizes:
+        members = np.arange(start, start + size)
+        order.append(members[np.lexsort((members, codes[members]))])
+        start += size
+    perm = np.concatenate(order)
+    return Quantized(q.width, q.height, q.color_space, q.bits, q.ranges, list(q.group_sizes),
+                     sym[perm, 0].copy(), sym[perm, 1].copy(), sym[perm, 2:].copy())
+
+
 def optimise(q: Quantized, target: np.ndarray, priors: Priors, lambda_scale: float = LAMBDA_SCALE,
              sweeps: int | None = None) -> Quantized:
     """``q`` with single-step symbol moves that lower ``D + lambda R`` (module docstring).
@@ -150,122 +208,32 @@ def optimise(q: Quantized, target: np.ndarray, priors: Priors, lambda_scale: flo
     ``target``: the image (H, W) or (H, W, C) as floats in image units / 255 (``pixels / 255``).
     ``q`` must be quantized on the 1.1 grid (its ranges are used as they are). In every sweep each
     Gaussian in turn takes the best of its one-step moves (up or down in one attribute) if that
-    lowers ``D + lambda R``; the moves' rate and footprint changes are computed for all Gaussians at
-    the start of a sweep (a Gaussian's own row and footprint only change by its own move).
+    lowers ``D + lambda R`` (the first of equals; none if a change is NaN). The attribute moves' rate
+    changes are computed here for all Gaussians at the start of a sweep (a Gaussian's own row only
+    changes by its own move); the sweep itself, with the footprint and colour changes and the
+    position moves' Morton gap changes, runs in the native core (``rdoq_sweep``, src_cuda/rdoq_cpu.cpp).
     """
-    n = q.num_gaussians
-    h, w = q.height, q.width
-    channels = len(q.bits.color)
-    target = np.asarray(target, np.float64).reshape(h * w, channels)
     sweeps = SWEEPS if sweeps is None else sweeps
-    if n == 0 or lambda_scale < 0:
+    p = _setup(q, target, priors)
+    if q.num_gaussians == 0 or lambda_scale < 0:
         return q
-    depths = q.attribute_bits()
-    pos_bits = q.bits.pos
-    all_depths = [pos_bits, pos_bits, *depths]
-    cols = len(all_depths)
-    r = np.asarray(q.ranges, np.float64)
-    sym = np.concatenate([q.qx[:, None], q.qy[:, None], q.qattr], axis=1).astype(np.int64)  # (N, 5 + C)
-    top = np.array([(1 << d) - 1 for d in all_depths], np.int64)
-    step = (r[:, 1] - r[:, 0]) / top
-
-    def values(s: np.ndarray) -> np.ndarray:  # symbols (..., cols) -> attribute values
-        return r[:, 0] + s * step
-
-    to_rgb = _YCBCR_TO_RGB if q.color_space == COLOR_YCBCR else np.eye(channels)
-    ys, xs = np.mgrid[0:h, 0:w]
-    px = (xs.reshape(-1) + 0.5).astype(np.float32)
-    py = (ys.reshape(-1) + 0.5).astype(np.float32)
-
-    vals = values(sym)
-    weights = _weights(*vals[:, :5].T, px, py).astype(np.float64)  # (N, P)
-    colors = vals[:, 5:] @ to_rgb.T  # (N, C) RGB
-    error = target - weights.T @ colors  # (P, C): target minus render
-    costs = _Costs(priors, depths)
-    row_bits = costs.rows(sym[:, 2:])
-    groups = np.repeat(np.arange(len(q.group_sizes)), q.group_sizes).tolist()
-    bounds = np.cumsum([0, *q.group_sizes]).tolist()
-    codes = morton_encode(sym[:, 0], sym[:, 1], pos_bits).astype(np.int64).tolist()
-    gap_bits = [costs.gaps(codes[bounds[g]:bounds[g + 1]], pos_bits) for g in range(len(q.group_sizes))]
-    ordered = [sorted(codes[bounds[g]:bounds[g + 1]]) for g in range(len(q.group_sizes))]
-    distortion = float((error ** 2).sum())
-    rate = float(row_bits.sum() + sum(gap_bits))
-    lam = lambda_scale * distortion / max(rate, 1.0)
-    moves = [(col, d) for col in range(cols) for d in (-1, 1)]
-    geo_moves = [m for m, (col, _) in enumerate(moves) if col < 5]
-    col_moves = [m for m, (col, _) in enumerate(moves) if col >= 5]
-    # RGB change of every colour move: d * step * column of the YCbCr -> RGB matrix.
-    dcolor = np.array([d * step[col] * to_rgb[:, col - 5] for col, d in (moves[m] for m in col_moves)])
-
+    distortion = _native.call("rdoq_distortion", *p.native_args(p.sym))  # as numpy's p.distortion(), faster
+    lam = lambda_scale * distortion / max(p.rate(), 1.0)
+    cols = p.sym.shape[1]
+    move_cols = np.repeat(np.arange(cols), 2)  # move m: column m // 2 one step down (m even) or up
+    gap_costs = np.stack([p.costs.gap_costs(q.bits.pos, size) for size in q.group_sizes])
+    bounds = np.cumsum([0, *q.group_sizes]).astype(np.int64)
+    sym = p.sym
     for _ in range(sweeps):
-        # Candidate symbols (N, moves) and their validity, rate and footprint changes.
-        cand = np.empty((n, len(moves)), np.int64)
-        for m, (col, d) in enumerate(moves):
-            cand[:, m] = sym[:, col] + d
-        valid = (cand >= 0) & (cand <= top[[col for col, _ in moves]])
-        d_rate = np.zeros((n, len(moves)))
-        for m, (col, _) in enumerate(moves):
-            if col >= 2:
-                trial = sym[:, 2:].copy()
-                trial[:, col - 2] = np.clip(cand[:, m], 0, top[col])
-                d_rate[:, m] = costs.rows(trial) - row_bits
-        params = np.repeat(vals[:, None, :5], len(geo_moves), axis=1)  # (N, G, 5)
-        for g_idx, m in enumerate(geo_moves):
-            col = moves[m][0]
-            params[:, g_idx, col] = r[col, 0] + cand[:, m] * step[col]
-        flat = params.reshape(-1, 5)
-        dw = _weights(*flat.T, px, py).reshape(n, len(geo_moves), -1)
-        np.subtract(weights[:, None, :].astype(np.float32), dw, out=dw)  # (N, G, P): old minus new footprint
-        dw2 = np.einsum("ngp,ngp->ng", dw, dw, dtype=np.float64)  # (N, G)
-        moved = False
-        for i in range(n):
-            ci = colors[i]
-            dj = np.full(len(moves), np.inf)
-            # geometry: ||e + dw c||^2 - ||e||^2
-            dj[geo_moves] = 2.0 * (dw[i] @ (error @ ci).astype(np.float32)) + float(ci @ ci) * dw2[i]
-            # colours: ||e - w dc||^2 - ||e||^2
-            wi = weights[i]
-            dj[col_moves] = -2.0 * (dcolor @ (error.T @ wi)) + float(wi @ wi) * (dcolor * dcolor).sum(axis=1)
-            dj += lam * d_rate[i]
-            gi = groups[i]
-            for m, (col, d) in enumerate(moves[:4]):  # x and y: the rate is the group's Morton gaps
-                if valid[i, m]:
-                    xy = [int(sym[i, 0]), int(sym[i, 1])]
-                    xy[col] += d
-                    dj[m] += lam * costs.gap_delta(ordered[gi], codes[i], _morton(xy[0], xy[1], pos_bits), pos_bits)
-            dj[~valid[i]] = np.inf
-            m = int(np.argmin(dj))
-            if not dj[m] < 0:
-                continue
-            moved = True
-            col, d = moves[m]
-            old = np.outer(weights[i], ci)
-            sym[i, col] += d
-            vals[i, col] = r[col, 0] + sym[i, col] * step[col]
-            if col < 5:
-                weights[i] = weights[i] - dw[i, geo_moves.index(m)].astype(np.float64)
-            else:
-                colors[i] = vals[i, 5:] @ to_rgb.T
-            error += old - np.outer(weights[i], colors[i])
-            if col < 2:
-                codes[i] = _morton(int(sym[i, 0]), int(sym[i, 1]), pos_bits)
-                ordered[gi] = sorted(codes[bounds[gi]:bounds[gi + 1]])
-            else:
-                row_bits[i] = costs.rows(sym[i:i + 1, 2:])[0]
+        cand = sym[:, move_cols] + np.tile([-1, 1], cols)  # (N, moves)
+        valid = (cand >= 0) & (cand <= p.top[move_cols])
+        d_rate = np.zeros(cand.shape)
+        d_rate[:, 4:] = p.costs.row_changes(sym[:, 2:], np.clip(cand[:, 4:], 0, p.top[move_cols[4:]]))
+        sym, moved = _native.call("rdoq_sweep", *p.native_args(sym), d_rate, valid, gap_costs, bounds, q.bits.pos,
+                                  lam)
         if not moved:
             break
-
-    # Canonical order again: Morton order inside each group (ties by the previous order).
-    order = []
-    start = 0
-    code_array = np.asarray(codes, np.int64)
-    for size in q.group_sizes:
-        members = np.arange(start, start + size)
-        order.append(members[np.lexsort((members, code_array[members]))])
-        start += size
-    perm = np.concatenate(order)
-    return Quantized(q.width, q.height, q.color_space, q.bits, q.ranges, list(q.group_sizes),
-                     sym[perm, 0].copy(), sym[perm, 1].copy(), sym[perm, 2:].copy())
+    return _canonical(q, sym)
 
 
 def solve_colors(splats: Splats, target: np.ndarray, ridge: float = 1e-6) -> Splats:
@@ -286,28 +254,9 @@ def solve_colors(splats: Splats, target: np.ndarray, ridge: float = 1e-6) -> Spl
 
 
 def objective(q: Quantized, target: np.ndarray, priors: Priors) -> tuple[float, float]:
-    """(D, R) of ``q`` as :func:`optimise` measures them (for tests and measurements)."""
-    h, w = q.height, q.width
-    channels = len(q.bits.color)
-    depths = q.attribute_bits()
-    pos_bits = q.bits.pos
-    all_depths = [pos_bits, pos_bits, *depths]
-    r = np.asarray(q.ranges, np.float64)
-    sym = np.concatenate([q.qx[:, None], q.qy[:, None], q.qattr], axis=1).astype(np.int64)
-    vals = np.stack([from_symbols(sym[:, k], r[k, 0], r[k, 1], all_depths[k]) for k in range(sym.shape[1])], axis=1)
-    to_rgb = _YCBCR_TO_RGB if q.color_space == COLOR_YCBCR else np.eye(channels)
-    ys, xs = np.mgrid[0:h, 0:w]
-    weights = _weights(*vals[:, :5].T, (xs.reshape(-1) + 0.5).astype(np.float32),
-                       (ys.reshape(-1) + 0.5).astype(np.float32)).astype(np.float64)
-    error = np.asarray(target, np.float64).reshape(h * w, channels) - weights.T @ (vals[:, 5:] @ to_rgb.T)
-    costs = _Costs(priors, depths)
-    rate = float(costs.rows(sym[:, 2:]).sum())
-    codes = morton_encode(sym[:, 0], sym[:, 1], pos_bits).astype(np.int64).tolist()
-    start = 0
-    for size in q.group_sizes:
-        rate += costs.gaps(codes[start:start + size], pos_bits)
-        start += size
-    return float((error ** 2).sum()), float(rate)
+    """(D, R) of ``q`` as :func:`optimise` measures them, D in numpy (for tests and measurements)."""
+    p = _setup(q, target, priors)
+    return p.distortion(), p.rate()
 
 
 __all__ = ["LAMBDA_SCALE", "MAX_PIXELS", "SWEEPS", "objective", "optimise", "solve_colors"]
