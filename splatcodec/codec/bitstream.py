@@ -4,6 +4,9 @@
   static entropy models of the attribute streams (shared by all groups).
 * ``GRUP`` (required, one per group, in order): the group's Morton-gap model and its range-coded
   words: gap bit lengths, gap raw bits, then each attribute stream (log a, log b, shear, colours).
+* ``PRED`` (required where present, version 1.2, directly after QUNT): linear predictions of
+  attribute streams from earlier attributes of the same Gaussian (``predict.py``); a predicted
+  stream codes residuals, one bit wider than the values.
 * ``META`` (optional): key/value metadata (text or bytes, e.g. an ICC profile) that round-trips.
 """
 from __future__ import annotations
@@ -16,14 +19,22 @@ import numpy as np
 from ..errors import FormatError
 from . import compact, container
 from .container import Header, Limits
-from .entropy import (BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_attribute_model,
-                      fit_model, from_deltas, to_deltas)
+from .entropy import (BitReader, BitWriter, StreamDecoder, StreamEncoder, StreamModel, fit_attribute, fit_model,
+                      from_deltas, to_deltas)
+from .predict import Predictor, from_residuals, read_section, residuals, write_section
 from .quantize import BitDepths, Quantized, check_ranges, morton_decode, morton_encode
 
 QUNT = b"QUNT"
 GRUP = b"GRUP"
 META = b"META"
-KNOWN_SECTIONS = frozenset({QUNT, GRUP, META})
+PRED = b"PRED"
+KNOWN_SECTIONS = frozenset({QUNT, GRUP, META, PRED})
+#: Minor version of files with a PRED section (format 1.2); files without one stay 1.0, byte for byte.
+PRED_MINOR = 2
+#: Fewest Gaussians for which the writer tries predictions. Below it the PRED section and the wider
+#: residual tables rarely pay, and the search (two model fits per candidate) would slow down the
+#: small-image encodes, which write a 1.0 file next to their 1.1 file.
+PREDICT_MIN_GAUSSIANS = 256
 MAX_GROUPS = 64
 _GAP_LEN_BITS = 6  # gap bit lengths are < 2 * 16 + 1 = 33 < 64
 
@@ -70,7 +81,9 @@ def _bit_length(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write_group(q: Quantized, start: int, stop: int, models: list[StreamModel]) -> tuple[bytes, dict[str, float]]:
+def _write_group(q: Quantized, start: int, stop: int, models: list[StreamModel],
+                 symbols: np.ndarray, widths: list[int]) -> tuple[bytes, dict[str, float]]:
+    """One GRUP payload; ``symbols[:, k]`` is attribute ``k`` (or its residual) in ``widths[k]`` bits."""
     gaps = _gaps(q, start, stop)
     lengths = _bit_length(gaps)
     len_model = fit_model(lengths, _GAP_LEN_BITS, allow_shift=False)
@@ -82,10 +95,9 @@ def _write_group(q: Quantized, start: int, stop: int, models: list[StreamModel])
     enc.encode_raw(gaps - np.where(lengths > 0, 1 << mant_bits, 0), mant_bits)
     sizes.append(("position", len(enc.getvalue())))
     names = _attribute_names(len(q.bits.color))
-    attr_bits = q.attribute_bits()
     for k, model in enumerate(models):
-        values = q.qattr[start:stop, k]
-        enc.encode_values(to_deltas(values, attr_bits[k]) if model.delta else values, model)
+        values = symbols[start:stop, k]
+        enc.encode_values(to_deltas(values, widths[k]) if model.delta else values, model)
         sizes.append((names[k], len(enc.getvalue())))
     prev = 0
     for name, total in sizes:  # approximate split of the shared word stream, in bits
@@ -107,24 +119,79 @@ def _write_meta(metadata: dict[str, str | bytes]) -> bytes:
     return bytes(out)
 
 
-def write(q: Quantized, metadata: dict[str, str | bytes] | None = None) -> tuple[bytes, StreamStats]:
-    """Serialize quantized Gaussians (already in canonical order) into a complete ``.gsplat`` file."""
+def choose_models(q: Quantized, predict: bool = True) -> tuple[list[StreamModel], list[Predictor | None]]:
+    """The cheapest model of each attribute stream and, with ``predict``, its prediction (or None).
+
+    A stream is predicted when coding its residual, with the prediction's parameter bytes, is
+    cheaper than coding it as it is. Candidates: each earlier attribute alone, then the best one
+    paired with each other earlier attribute (least-squares slopes; see ``predict.py``).
+    """
     bits = q.attribute_bits()
     bounds = np.cumsum([0] + list(q.group_sizes))
-    models = [fit_attribute_model([q.qattr[a:b, k] for a, b in zip(bounds[:-1], bounds[1:])], bits[k])
-              for k in range(len(bits))]
+
+    def split(column: np.ndarray) -> list[np.ndarray]:
+        return [column[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def priced(k: int, sources: tuple[int, ...]) -> tuple[float, StreamModel, Predictor]:
+        p = Predictor.fit(q.qattr, k, sources)
+        r = residuals(q.qattr[:, k], p.predict([q.qattr[:, j] for j in range(k)], bits[k]), bits[k])
+        cost, model = fit_attribute(split(r), bits[k] + 1)
+        return cost + 8 * len(write_section([p])), model, p
+
+    models: list[StreamModel] = []
+    predictors: list[Predictor | None] = []
+    for k in range(len(bits)):
+        cost, model = fit_attribute(split(q.qattr[:, k]), bits[k])
+        best: tuple[float, StreamModel, Predictor | None] = (cost + 8, model, None)  # + its PRED byte
+        if predict and k and q.num_gaussians >= PREDICT_MIN_GAUSSIANS:
+            singles = [priced(k, (j,)) for j in range(k)]
+            first = min(range(k), key=lambda j: singles[j][0])
+            pairs = [priced(k, (first, j)) for j in range(k) if j != first]
+            best = min([best] + singles + pairs, key=lambda t: t[0])
+        models.append(best[1])
+        predictors.append(best[2])
+    return models, predictors
+
+
+def write(q: Quantized, metadata: dict[str, str | bytes] | None = None,
+          predict: bool = True) -> tuple[bytes, StreamStats]:
+    """Serialize quantized Gaussians (already in canonical order) into a complete ``.gsplat`` file.
+
+    With ``predict`` (and at least :data:`PREDICT_MIN_GAUSSIANS` Gaussians) the file is 1.2 when
+    predicted streams make it smaller than the 1.0 file of the same Gaussians, else 1.0.
+    """
+    models, predictors = choose_models(q, predict)
+    plain = _assemble(q, *choose_models(q, False), metadata) if any(predictors) else None
+    if plain is None:
+        return _assemble(q, models, predictors, metadata)
+    predicted = _assemble(q, models, predictors, metadata)
+    return predicted if len(predicted[0]) < len(plain[0]) else plain
+
+
+def _assemble(q: Quantized, models: list[StreamModel], predictors: list[Predictor | None],
+              metadata: dict[str, str | bytes] | None) -> tuple[bytes, StreamStats]:
+    bits = q.attribute_bits()
+    symbols = q.qattr.copy()
+    widths = list(bits)
+    for k, p in enumerate(predictors):
+        if p is not None:
+            symbols[:, k] = residuals(q.qattr[:, k], p.predict([q.qattr[:, j] for j in range(k)], bits[k]), bits[k])
+            widths[k] += 1
     sections = [(QUNT, True, _write_qunt(q, models))]
+    if any(predictors):
+        sections.append((PRED, True, write_section(predictors)))
     stats = StreamStats()
     start = 0
     for size in q.group_sizes:
-        payload, group_stats = _write_group(q, start, start + size, models)
+        payload, group_stats = _write_group(q, start, start + size, models, symbols, widths)
         sections.append((GRUP, True, payload))
         for name, value in group_stats.items():
             stats.bits[name] = stats.bits.get(name, 0.0) + value
         start += size
     if metadata:
         sections.append((META, False, _write_meta(metadata)))
-    header = Header(container.MAJOR, container.MINOR, q.width, q.height, len(q.bits.color), q.color_space,
+    minor = PRED_MINOR if any(predictors) else container.MINOR
+    header = Header(container.MAJOR, minor, q.width, q.height, len(q.bits.color), q.color_space,
                     q.num_gaussians, 0)
     data = container.write_file(header, sections)
     stats.bits["header+models"] = 8.0 * len(data) - sum(stats.bits.values())
@@ -193,9 +260,13 @@ class Parsed:
     groups: list[bytes]
     metadata: dict[str, str | bytes]
     section_sizes: dict[str, int]
+    #: Per attribute stream, its prediction (PRED section, 1.2) or None.
+    predictors: list[Predictor | None] = field(default_factory=list)
 
 
-def _read_qunt(payload: bytes, header: Header) -> tuple[BitDepths, np.ndarray, list[int], list[StreamModel]]:
+def _read_qunt(payload: bytes, header: Header,
+               predicted: list[bool]) -> tuple[BitDepths, np.ndarray, list[int], list[StreamModel]]:
+    """``predicted[k]``: stream ``k`` codes residuals (one bit wider than its values)."""
     cur = _Cursor(payload, "QUNT")
     pos, scale, shear, nc = cur.unpack("<BBBB")
     if nc != header.channels:
@@ -220,7 +291,7 @@ def _read_qunt(payload: bytes, header: Header) -> tuple[BitDepths, np.ndarray, l
     reader = BitReader(cur.take(blob_len))
     cur.done()
     attr_bits = [scale, scale, shear, *color]
-    models = [StreamModel.read(reader, b) for b in attr_bits]
+    models = [StreamModel.read(reader, b + wider) for b, wider in zip(attr_bits, predicted)]
     reader.finish()  # junk after the models would be parsed for nothing (and was accepted)
     return bits, ranges, sizes, models
 
@@ -266,7 +337,17 @@ def parse(data: bytes, limits: Limits) -> "Parsed | compact.CompactFile":
         raise FormatError("first section must be QUNT")
     if sum(s.type == QUNT for s in sections) != 1 or sum(s.type == META for s in sections) > 1:
         raise FormatError("QUNT must appear once and META at most once")
-    bits, ranges, sizes, models = _read_qunt(sections[0].payload, header)
+    preds = [s for s in sections if s.type == PRED]
+    predictors: list[Predictor | None] = [None] * (3 + header.channels)
+    if preds:
+        if len(preds) > 1 or sections[1].type != PRED:
+            raise FormatError("PRED must appear at most once, directly after QUNT")
+        if not preds[0].required:
+            raise FormatError("PRED section must be marked required (a reader that skips it misdecodes)")
+        if header.minor < PRED_MINOR:
+            raise FormatError(f"PRED section in a version {header.major}.{header.minor} file (needs 1.{PRED_MINOR})")
+        predictors = read_section(preds[0].payload, 3 + header.channels)
+    bits, ranges, sizes, models = _read_qunt(sections[0].payload, header, [p is not None for p in predictors])
     groups = [s.payload for s in sections if s.type == GRUP]
     if len(groups) != len(sizes):
         raise FormatError(f"file has {len(groups)} GRUP sections but QUNT declares {len(sizes)} groups")
@@ -276,10 +357,11 @@ def parse(data: bytes, limits: Limits) -> "Parsed | compact.CompactFile":
     for s in sections:
         name = s.type.decode("ascii", "replace")
         section_sizes[name] = section_sizes.get(name, 0) + len(s.payload) + container.SECTION_OVERHEAD
-    return Parsed(header, bits, ranges, sizes, models, groups, metadata, section_sizes)
+    return Parsed(header, bits, ranges, sizes, models, groups, metadata, section_sizes, predictors)
 
 
-def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[StreamModel]):
+def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[StreamModel],
+                predictors: list[Predictor | None]):
     cur = _Cursor(payload, "GRUP")
     (blob_len,) = cur.unpack("<H")
     reader = BitReader(cur.take(blob_len))
@@ -296,10 +378,12 @@ def _read_group(payload: bytes, count: int, bits: BitDepths, models: list[Stream
         raise FormatError("decoded positions leave the quantization grid (corrupt data)")
     qx, qy = morton_decode(code.astype(np.uint64), bits.pos)
     attr_bits = [bits.scale, bits.scale, bits.shear, *bits.color]
-    columns = []
-    for m, b in zip(models, attr_bits):
+    columns: list[np.ndarray] = []
+    for m, b, p in zip(models, attr_bits, predictors):  # column by column: predictions use earlier ones
+        width = b + (p is not None)
         values = dec.decode_values(m, count)
-        columns.append(from_deltas(values, b) if m.delta else values)
+        values = from_deltas(values, width) if m.delta else values
+        columns.append(values if p is None else from_residuals(values, p.predict(columns, b), b))
     attrs = np.stack(columns, axis=1) if columns else np.zeros((count, 0), np.int64)
     return qx, qy, attrs
 
@@ -313,7 +397,9 @@ def read(parsed: "Parsed | compact.CompactFile", max_groups: int | None = None, 
         return compact.read(parsed, max_groups, priors)
     h = parsed.header
     ngroups = len(parsed.group_sizes) if max_groups is None else min(max_groups, len(parsed.group_sizes))
-    parts = [_read_group(parsed.groups[g], parsed.group_sizes[g], parsed.bits, parsed.models) for g in range(ngroups)]
+    predictors = parsed.predictors or [None] * len(parsed.models)
+    parts = [_read_group(parsed.groups[g], parsed.group_sizes[g], parsed.bits, parsed.models, predictors)
+             for g in range(ngroups)]
     nattr = len(parsed.models)
     qx = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     qy = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)

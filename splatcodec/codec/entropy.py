@@ -213,13 +213,18 @@ def fit_attribute_model(groups: list[np.ndarray], bits: int) -> StreamModel:
     Neighbours in Morton order are neighbours in the image, and fitted colours are spatially
     correlated, so differences are often cheaper (measured: ~0.4 bit per chroma value on Kodak).
     """
+    return fit_attribute(groups, bits)[1]
+
+
+def fit_attribute(groups: list[np.ndarray], bits: int) -> tuple[float, StreamModel]:
+    """:func:`fit_attribute_model` and its cost in bits (model header + coded data)."""
     direct = np.concatenate(groups) if groups else np.zeros(0, np.int64)
     deltas = np.concatenate([to_deltas(g, bits) for g in groups]) if groups else np.zeros(0, np.int64)
     cost_direct, model_direct = _fit(direct, bits)
     cost_delta, model_delta = _fit(deltas, bits + 1)
     if cost_delta < cost_direct:
-        return StreamModel(model_delta.shift, model_delta.counts, True)
-    return model_direct
+        return cost_delta, StreamModel(model_delta.shift, model_delta.counts, True)
+    return cost_direct, model_direct
 
 
 class StreamEncoder:

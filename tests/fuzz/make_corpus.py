@@ -40,6 +40,16 @@ def seeds() -> dict[str, bytes]:
         q = quantize(Splats(xy, chol, color, 20, 12), bits, levels=levels, groups=groups,
                      ranges=fixed_ranges(20, 12, n, c))
         out[f"seed-v11-{name}"] = compact.write(q)[0]
+    # 1.2: a 1.0-layout file with a PRED section (enough Gaussians, Cr following Cb, b following a)
+    n = bitstream.PREDICT_MIN_GAUSSIANS
+    xy = rng.uniform(0, [20, 12], (n, 2))
+    a = rng.uniform(0.5, 4, n)
+    chol = np.c_[a, rng.normal(0, 1, n), a * rng.uniform(0.9, 1.1, n)]
+    color = rng.uniform(0, 0.5, (n, 3))
+    color[:, 2] = 0.5 - color[:, 0] + rng.normal(0, 0.01, n)
+    q = quantize(Splats(xy, chol, color, 20, 12), BitDepths(10, 6, 6, (7, 6, 6)), levels=2)
+    out["seed-v12-pred"] = bitstream.write(q)[0]
+    assert out["seed-v12-pred"][9] == bitstream.PRED_MINOR, "the 1.2 seed came out as a 1.0 file"
     return out
 
 
@@ -97,6 +107,10 @@ def mutations(name: str, data: bytes) -> dict[str, bytes]:
         bad = bytearray(data)
         struct.pack_into(fmt, bad, offset, value)
         out[f"{name}-lie-{field}"] = _fix_header(bad)
+    if data[9] >= bitstream.PRED_MINOR:  # a PRED section in a file that says 1.0
+        bad = bytearray(data)
+        bad[9] = 0
+        out[f"{name}-lie-minor"] = _fix_header(bad)
     both = bytearray(data)
     struct.pack_into("<II", both, 12, 1 << 20, 1 << 20)
     out[f"{name}-lie-huge-image"] = _fix_header(both)
