@@ -3,6 +3,8 @@
     python -m benchmarks.context_gain                  # 24 Kodak images at quality 45, 62, 75
     python -m benchmarks.context_gain --quick          # 4 images at quality 62
     python -m benchmarks.context_gain --quality 62 --images kodim01 kodim23
+    python -m benchmarks.context_gain --recode         # what the 1.2 writer makes of the same encodes
+    python -m benchmarks.context_gain --small          # the same on 224x224 Flickr8k crops
 
 The 1.0 layout (codec/bitstream.py, codec/entropy.py) codes each attribute stream (log a, log b,
 shear, Y, Cb, Cr) with one static per-image histogram, directly or as differences in Morton order,
@@ -26,6 +28,16 @@ histogram. This script measures, per image, the *total* bits (model header + cod
 
 Per image and rate it prints the file size and the net change of the whole file (attribute bits saved
 by the best choice per stream, minus 8 bits per stream to signal the choice) as a percentage.
+``--recode`` re-writes every cached encode with the current writer (``bitstream.write``: 1.2 where
+its predictions make the file smaller) and reports the real size change per image at equal
+Gaussians (both files decode to the same Gaussians, checked), and the BD-rate of the new against the
+old mean curve (mean bpp and mean PSNR per quality; pchip, as benchmarks.rd).
+
+``--small``: 224x224 centre crops of Flickr8k files 250.. (benchmarks.small_data) at 400 / 900 / 1600
+Gaussians: the file ``encode`` keeps (the smaller of 1.1 and 1.0, ``formats.write_best``) without and
+with the 1.2 writer, and the 1.0-layout file alone (what an encode with metadata writes). CIFAR-size
+encodes (at most 96 Gaussians) are below ``bitstream.PREDICT_MIN_GAUSSIANS`` and unchanged.
+
 Encodes (effort 4, the defaults) are cached in ``--cache`` (they take 10-30 s each); the entropy
 measurement itself takes about a second per image.
 """
@@ -223,6 +235,73 @@ def measure(data: bytes) -> tuple[int, int, dict[str, list[Choice]]]:
     return len(data), q.num_gaussians, {fam: [a[fam] for a in per_attr] for fam in ("now", "transform", "context")}
 
 
+def recode(names: list[str], qualities: list[float], cache: Path, threads: int) -> None:
+    """Real file sizes of the cached (1.0) encodes re-written by the current writer, and the BD-rate."""
+    import bjontegaard
+
+    import splatcodec
+    from splatcodec.metrics import psnr
+
+    print(f"{'image':8} {'q':>3} {'N':>6} {'1.0 bytes':>9} {'now':>7} {'change':>8}  predicted streams")
+    curves: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+    for quality in qualities:
+        old_bpp, new_bpp, dist, changes = [], [], [], []
+        for name in names:
+            q = bitstream.read(bitstream.parse(encoded(name, quality, cache, threads), Limits()))
+            data, _ = bitstream.write(q, predict=False)  # the 1.0 file (the cache may hold either)
+            new, _ = bitstream.write(q)
+            parsed = bitstream.parse(new, Limits())
+            back = bitstream.read(parsed)
+            assert (back.qattr == q.qattr).all() and (back.qx == q.qx).all() and (back.qy == q.qy).all()
+            img = load_rgb(KODAK_DIR / f"{name}.png")
+            pixels = img.shape[0] * img.shape[1]
+            old_bpp.append(8 * len(data) / pixels)
+            new_bpp.append(8 * len(new) / pixels)
+            dist.append(psnr(img, splatcodec.decode(new)))
+            changes.append(len(new) / len(data) - 1)
+            preds = ", ".join(f"{ATTRS[k]}<-{'+'.join(ATTRS[j] for j in p.sources)}"
+                              for k, p in enumerate(parsed.predictors) if p is not None)
+            print(f"{name:8} {quality:3g} {q.num_gaussians:6d} {len(data):9d} {len(new):7d} "
+                  f"{100 * changes[-1]:+7.2f}%  {preds or '-'}", flush=True)
+        print(f"{'mean':8} {quality:3g} {'':6} {'':9} {'':7} {100 * np.mean(changes):+7.2f}%  "
+              f"(largest {100 * max(changes):+.2f}%, smallest {100 * min(changes):+.2f}%)")
+        curves["old"].append((float(np.mean(old_bpp)), float(np.mean(dist))))
+        curves["new"].append((float(np.mean(new_bpp)), float(np.mean(dist))))
+    if len(qualities) >= 2:
+        (ro, do), (rn, dn) = (np.array(sorted(curves[k])).T for k in ("old", "new"))
+        bd = bjontegaard.bd_rate(ro, do, rn, dn, method="pchip", require_matching_points=False)
+        print(f"BD-rate, new against old mean curve over quality {', '.join(f'{v:g}' for v in qualities)}: {bd:+.2f} %")
+
+
+def small(count: int, counts: tuple[int, ...], cache: Path, threads: int) -> None:
+    """Small images: 1.2 against 1.0 where the 1.0 layout is written (file kept by encode, and 1.0 alone)."""
+    import splatcodec
+    from splatcodec.codec import compact
+
+    from .small_data import FLICKR_TEST, center_crop, flickr_paths
+
+    print(f"{'crop':14} {'N':>5} {'kept before':>11} {'kept now':>8} {'1.0':>6} {'1.2':>6} {'1.2 vs 1.0':>10}")
+    changes = []
+    for path in flickr_paths(range(FLICKR_TEST.start, FLICKR_TEST.start + count)):
+        for n in counts:
+            f = cache / f"{path.stem}_n{n}.gsplat"
+            if not f.is_file():
+                cache.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(splatcodec.encode(center_crop(path), num_gaussians=n, threads=threads))
+            data = f.read_bytes()
+            parsed = bitstream.parse(data, Limits())
+            q = bitstream.read(parsed)
+            plain, _ = bitstream.write(q, predict=False)
+            pred, _ = bitstream.write(q)
+            small_file = len(compact.write(q)[0]) if compact.can_write(q) is None else None
+            before = min(len(plain), small_file or len(plain))
+            after = min(len(pred), small_file or len(pred))
+            changes.append(len(pred) / len(plain) - 1)
+            print(f"{path.stem[:14]:14} {q.num_gaussians:5d} {before:11d} {after:8d} {len(plain):6d} {len(pred):6d} "
+                  f"{100 * changes[-1]:+9.2f}%", flush=True)
+    print(f"1.0-layout files: mean {100 * np.mean(changes):+.2f} %, largest {100 * max(changes):+.2f} %")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 images at quality 62")
@@ -231,9 +310,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "splatcodec_context_gain")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--verbose", action="store_true", help="print each stream's best scheme")
+    ap.add_argument("--recode", action="store_true", help="real sizes of the current writer's files instead")
+    ap.add_argument("--small", type=int, default=0, metavar="K", help="K Flickr8k crops instead of Kodak")
     args = ap.parse_args(argv)
     if args.quick:
         args.images, args.quality = ["kodim01", "kodim05", "kodim15", "kodim23"], [62]
+    if args.small:
+        return small(args.small, (400, 900, 1600), args.cache, args.threads)
+    if args.recode:
+        return recode(args.images, args.quality, args.cache, args.threads)
     self_check()
     print("net change of the file size (negative = smaller); 'now' = attribute bits today")
     print(f"{'image':8} {'q':>3} {'N':>6} {'bytes':>7} {'now b/G':>8} {'transform':>10} {'context':>9}")
