@@ -34,8 +34,9 @@ Gaussians (both files decode to the same Gaussians, checked), and the BD-rate of
 old mean curve (mean bpp and mean PSNR per quality; pchip, as benchmarks.rd).
 
 ``--small``: 224x224 centre crops of Flickr8k files 250.. (benchmarks.small_data) at 400 / 900 / 1600
-Gaussians: the file ``encode`` keeps (the smaller of 1.1 and 1.0, ``formats.write_best``) without and
-with the 1.2 writer, and the 1.0-layout file alone (what an encode with metadata writes). CIFAR-size
+Gaussians: the file ``encode`` keeps (``formats.write_best``: the 1.1 file, or the 1.0 one without
+predictions where smaller), and the 1.0-layout file without and with predictions (1.0 / 1.2; an
+encode with metadata writes the latter), all of the same Gaussians. CIFAR-size
 encodes (at most 96 Gaussians) are below ``bitstream.PREDICT_MIN_GAUSSIANS`` and unchanged.
 
 Encodes (effort 4, the defaults) are cached in ``--cache`` (they take 10-30 s each); the entropy
@@ -276,11 +277,11 @@ def recode(names: list[str], qualities: list[float], cache: Path, threads: int) 
 def small(count: int, counts: tuple[int, ...], cache: Path, threads: int) -> None:
     """Small images: 1.2 against 1.0 where the 1.0 layout is written (file kept by encode, and 1.0 alone)."""
     import splatcodec
-    from splatcodec.codec import compact
+    from splatcodec.codec import formats
 
     from .small_data import FLICKR_TEST, center_crop, flickr_paths
 
-    print(f"{'crop':14} {'N':>5} {'kept before':>11} {'kept now':>8} {'1.0':>6} {'1.2':>6} {'1.2 vs 1.0':>10}")
+    print(f"{'crop':14} {'N':>5} {'encode':>6} {'1.0':>6} {'1.2':>6} {'1.2 vs 1.0':>10}")
     changes = []
     for path in flickr_paths(range(FLICKR_TEST.start, FLICKR_TEST.start + count)):
         for n in counts:
@@ -288,16 +289,12 @@ def small(count: int, counts: tuple[int, ...], cache: Path, threads: int) -> Non
             if not f.is_file():
                 cache.mkdir(parents=True, exist_ok=True)
                 f.write_bytes(splatcodec.encode(center_crop(path), num_gaussians=n, threads=threads))
-            data = f.read_bytes()
-            parsed = bitstream.parse(data, Limits())
-            q = bitstream.read(parsed)
+            q = bitstream.read(bitstream.parse(f.read_bytes(), Limits()))
+            kept, _ = formats.write_best(q, None)
             plain, _ = bitstream.write(q, predict=False)
             pred, _ = bitstream.write(q)
-            small_file = len(compact.write(q)[0]) if compact.can_write(q) is None else None
-            before = min(len(plain), small_file or len(plain))
-            after = min(len(pred), small_file or len(pred))
             changes.append(len(pred) / len(plain) - 1)
-            print(f"{path.stem[:14]:14} {q.num_gaussians:5d} {before:11d} {after:8d} {len(plain):6d} {len(pred):6d} "
+            print(f"{path.stem[:14]:14} {q.num_gaussians:5d} {len(kept):6d} {len(plain):6d} {len(pred):6d} "
                   f"{100 * changes[-1]:+9.2f}%", flush=True)
     print(f"1.0-layout files: mean {100 * np.mean(changes):+.2f} %, largest {100 * max(changes):+.2f} %")
 

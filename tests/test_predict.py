@@ -150,3 +150,16 @@ def test_golden_1_2_file_decodes_to_pinned_gaussians_and_is_reproduced():
     finally:
         sys.path.pop(0)
     assert golden12() == data
+
+
+def test_write_best_predicts_only_where_no_1_1_file_exists(q, files):
+    """Per-image grid (Kodak-size encodes) or metadata: 1.2 where smaller. On the 1.1 grid the 1.0-layout
+    candidate is written without predictions (size_lower_bound bounds plain 1.0 files)."""
+    from splatcodec.codec import formats
+    from splatcodec.codec.priors import fixed_ranges
+    assert formats.write_best(q, None)[0] == files[0]
+    s = correlated_splats()
+    small = quantize(s, BitDepths(12, 7, 7, (7, 6, 6)), levels=1, ranges=fixed_ranges(s.width, s.height, s.num_gaussians, 3))
+    kept = formats.write_best(small, None)[0]
+    assert kept[:8] != container.SIGNATURE or kept[9] == 0
+    assert formats.write_best(small, {"comment": "x"})[0][9] == bitstream.PRED_MINOR

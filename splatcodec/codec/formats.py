@@ -56,7 +56,8 @@ def compact_depths(bits: BitDepths, pixels: int | None = None) -> BitDepths:
 
 
 def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None) -> tuple[bytes, dict[str, float]]:
-    """The smaller of the 1.0 and (where ``q`` allows it) 1.1 files of ``q``, and its bits per stream.
+    """The smaller of the 1.0 (1.2 where it pays) and (where ``q`` allows it) 1.1 files of ``q``, and its
+    bits per stream.
 
     ``priors``: dataset priors for the 1.1 file (it then names them and needs them to decode).
     """
@@ -71,7 +72,10 @@ def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None
             small_bits["header+models"] = 8.0 * len(small) - cost.total
             if len(small) < bitstream.size_lower_bound(q):  # no 1.0 file can be as small: skip writing one
                 return small, small_bits
-    data, stats = bitstream.write(q, metadata)
+    # Where a 1.1 file exists the 1.0-layout file is written without 1.2's predictions: the 1.1 file
+    # is the smaller one on every measured small image anyway (docs/codec.md, "Context modelling"),
+    # the prediction search would cost small encodes time, and size_lower_bound bounds 1.0 files only.
+    data, stats = bitstream.write(q, metadata, predict=small is None)
     if small is not None and len(small) < len(data):
         return small, small_bits
     return data, dict(stats.bits)
