@@ -55,7 +55,7 @@ import numpy as np
 
 from splatcodec.codec import bitstream, entropy
 from splatcodec.codec.container import Limits
-from splatcodec.codec.quantize import Quantized, morton_encode
+from splatcodec.codec.quantize import Quantized
 
 from .common import KODAK_DIR, load_rgb
 
@@ -67,16 +67,6 @@ SLOPE_STEPS = 32
 
 
 # ------------------------------------------------------------------------------------ stream pricing
-def _scaled_counts(hist: np.ndarray, scale: int) -> np.ndarray:
-    """entropy._quantized_counts for one scale (kept in step with it; checked by :func:`self_check`)."""
-    peak = hist.max()
-    if peak <= scale:
-        return hist.astype(np.int64)
-    scaled = np.round(hist * (scale / peak)).astype(np.int64)
-    scaled[(hist > 0) & (scaled == 0)] = 1
-    return scaled
-
-
 def price(values: np.ndarray, bits: int) -> float:
     """Bits of one stream coded with one static model, header included: the same number as
     ``entropy._fit(values, bits)[0]``, computed from one histogram (this script prices thousands)."""
@@ -91,7 +81,7 @@ def price(values: np.ndarray, bits: int) -> float:
         hist = hist[:last + 1]
         used = hist > 0
         for scale in entropy._COUNT_SCALES:
-            counts = _scaled_counts(hist, scale)
+            counts = entropy._quantized_counts(hist, scale)
             p = counts / counts.sum()
             data = -np.sum(hist[used] * np.log2(p[used])) + values.size * shift
             header = 18 + entropy._gamma_bits(counts)  # counts up to the last used bucket

@@ -50,11 +50,11 @@ def measure(images: list[np.ndarray], num_gaussians: int) -> dict[str, float]:
             "psnr": float(np.mean(psnrs)), "bytes": float(np.mean(sizes))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2, help="CIFAR-10 training images per class")
     parser.add_argument("--crops", type=int, default=5, help="Flickr8k 64x64 centre crops")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cifar = [load_rgb(p) for p in cifar_paths("train", args.images, offset=500)]
     crops = [center_crop(p, 64) for p in flickr_paths(FLICKR_TRAIN[:args.crops])]
     sets = [(f"CIFAR-10 train 32x32 ({len(cifar)})", cifar, 32),
