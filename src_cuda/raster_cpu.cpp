@@ -135,7 +135,7 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
 }
 
 template <int C>
-void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels]) const {
+void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels], float* weights) const {
   const int stride = kGeometryFloats + C;
   for (int64_t k = tile_offsets_[t]; k < tile_offsets_[t + 1]; ++k) {
     const int32_t gi = entry_gaussian_[tile_entries_[k]];
@@ -158,7 +158,9 @@ void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePix
           const float w_all = gaussian_weight(m.q);  // unconditionally: a plain select vectorises
           const float w = inside(x, first, last) ? w_all : 0.0f;
           for (int c = 0; c < C; ++c) row[c][x] += color[c] * w;
+          if (weights) weights[i] = w;
         }
+        if (weights) weights += kLanes;
       }
     }
   }
@@ -231,9 +233,15 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
     const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
     const int64_t begin = tile_offsets_[t], end = tile_offsets_[t + 1];
     alignas(64) float grad[C][kTilePixels] = {};
+    // The fused step keeps the forward pass's weights, chunk by chunk in loop order, so the backward
+    // pass below reads them instead of evaluating exp again (the same values, bit for bit).
+    thread_local std::vector<float> weight_buffer;
+    const float* weights = nullptr;
     if constexpr (kFused) {
+      weight_buffer.resize(size_t(end - begin) * kTilePixels + kLanes);
+      weights = weight_buffer.data();
       alignas(64) float acc[C][kTilePixels] = {};
-      render_tile<C>(t, tr, acc);
+      render_tile<C>(t, tr, acc, weight_buffer.data());
       double sse = 0.0;
       for (int y = 0; y < tr.h; ++y) {
         const int64_t pix = int64_t(tr.y0 + y) * width_ + tr.x0;
@@ -278,7 +286,7 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
           for (int i = 0; i < kLanes; ++i) {
             const int x = xb + i;
             const Mahalanobis m = mahalanobis(g, tr.x0 + x + 0.5f, py);
-            const float w = inside(x, first, last) ? gaussian_weight(m.q) : 0.0f;
+            const float w = kFused ? weights[i] : (inside(x, first, last) ? gaussian_weight(m.q) : 0.0f);
             float dot = 0.0f;
             for (int c = 0; c < C; ++c) {
               dot += grow[c][x] * color[c];
@@ -296,6 +304,7 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
             lanes[3][i] += gz2 * z1;
             lanes[4][i] += gz2 * z2;
           }
+          if constexpr (kFused) weights += kLanes;
         }
       }
       float sums[kSums];
