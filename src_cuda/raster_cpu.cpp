@@ -134,7 +134,7 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
   }
 }
 
-template <int C>
+template <int C, bool kKeepWeights>
 void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels], float* weights) const {
   const int stride = kGeometryFloats + C;
   for (int64_t k = tile_offsets_[t]; k < tile_offsets_[t + 1]; ++k) {
@@ -158,9 +158,9 @@ void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePix
           const float w_all = gaussian_weight(m.q);  // unconditionally: a plain select vectorises
           const float w = inside(x, first, last) ? w_all : 0.0f;
           for (int c = 0; c < C; ++c) row[c][x] += color[c] * w;
-          if (weights) weights[i] = w;
+          if constexpr (kKeepWeights) weights[i] = w;
         }
-        if (weights) weights += kLanes;
+        if constexpr (kKeepWeights) weights += kLanes;
       }
     }
   }
@@ -188,7 +188,7 @@ void CpuRasterizer::forward_impl(Out* out, const CancelToken* cancel) const {
     if (is_cancelled(cancel)) continue;  // no exception may leave the parallel region
     const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
     alignas(64) float acc[C][kTilePixels] = {};
-    render_tile<C>(t, tr, acc);
+    render_tile<C, false>(t, tr, acc);
     for (int y = 0; y < tr.h; ++y)
       for (int x = 0; x < tr.w; ++x)
         for (int c = 0; c < C; ++c)
@@ -241,7 +241,7 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
       weight_buffer.resize(size_t(end - begin) * kTilePixels + kLanes);
       weights = weight_buffer.data();
       alignas(64) float acc[C][kTilePixels] = {};
-      render_tile<C>(t, tr, acc, weight_buffer.data());
+      render_tile<C, true>(t, tr, acc, weight_buffer.data());
       double sse = 0.0;
       for (int y = 0; y < tr.h; ++y) {
         const int64_t pix = int64_t(tr.y0 + y) * width_ + tr.x0;

@@ -62,10 +62,10 @@ class CpuRasterizer {
  private:
   template <int C, typename Out>
   void forward_impl(Out* out, const CancelToken* cancel) const;
-  // Adds tile t's Gaussians into acc (C planes of kTilePixels, row stride kTileSize). With `weights`,
-  // also writes every evaluated weight there, kLanes per chunk in loop order (at most kTilePixels per
-  // entry of the tile).
-  template <int C>
+  // Adds tile t's Gaussians into acc (C planes of kTilePixels, row stride kTileSize). kKeepWeights:
+  // also writes every evaluated weight to `weights`, kLanes per chunk in loop order (at most
+  // kTilePixels per entry of the tile); a template flag, so the plain render has no store to skip.
+  template <int C, bool kKeepWeights>
   void render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels], float* weights = nullptr) const;
   template <int C, bool kFused>
   void backward_impl(const float* grad_image, const float* target_planar, float* error_map,
