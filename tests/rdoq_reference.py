@@ -5,7 +5,7 @@ Same moves, visiting order, acceptance rule, lambda and sweeps as the codec, but
 numpy over the whole image: each sweep computes all Gaussians' candidate footprints, then visits the
 Gaussians in order; the position moves' rate is the change of the group's sorted Morton gap bits,
 computed on Python lists. It shares only the rate model (``rdoq._Costs``), the numpy footprint
-(``rdoq._weights``) and the problem setup (``rdoq._setup``) with the codec, none of them native.
+(``colors.footprints``) and the problem setup (``rdoq._setup``) with the codec, none of them native.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import bisect
 
 import numpy as np
 
-from splatcodec.codec import rdoq
+from splatcodec.codec import colors as color_solve, rdoq
 from splatcodec.codec.priors import Priors
 from splatcodec.codec.quantize import Quantized
 
@@ -68,7 +68,7 @@ def optimise(q: Quantized, target: np.ndarray, priors: Priors, lambda_scale: flo
     py = (ys.reshape(-1) + 0.5).astype(np.float32)
 
     vals = lo + sym * step
-    weights = rdoq._weights(*vals[:, :5].T, px, py).astype(np.float64)  # (N, P)
+    weights = color_solve.footprints(*vals[:, :5].T, px, py).astype(np.float64)  # (N, P)
     colors = vals[:, 5:] @ to_rgb.T  # (N, C) RGB
     error = target - weights.T @ colors  # (P, C): target minus render
     row_bits = costs.rows(sym[:, 2:])
@@ -102,7 +102,7 @@ def optimise(q: Quantized, target: np.ndarray, priors: Priors, lambda_scale: flo
             col = moves[m][0]
             params[:, g_idx, col] = lo[col] + cand[:, m] * step[col]
         flat = params.reshape(-1, 5)
-        dw = rdoq._weights(*flat.T, px, py).reshape(n, len(geo_moves), -1)
+        dw = color_solve.footprints(*flat.T, px, py).reshape(n, len(geo_moves), -1)
         np.subtract(weights[:, None, :].astype(np.float32), dw, out=dw)  # (N, G, P): old minus new footprint
         dw2 = np.einsum("ngp,ngp->ng", dw, dw, dtype=np.float64)  # (N, G)
         moved = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from splatcodec.codec import api, bitstream, compact, encoder, fit_strategy, rdoq
+from splatcodec.codec import api, bitstream, colors, compact, encoder, fit_strategy, rdoq
 from splatcodec.codec.container import Limits
 from splatcodec.codec.priors import builtin, fixed_ranges
 from splatcodec.codec.quantize import BitDepths, dequantize, quantize
@@ -97,7 +97,7 @@ def test_solve_colors_recovers_the_colours_of_a_render(channels):
     s = _random_splats(12, channels, seed=5)
     target = render_float(s, max_pixels=None).reshape(s.height, s.width, channels)
     zeroed = Splats(s.xy, s.chol, np.zeros_like(s.color), s.width, s.height)
-    np.testing.assert_allclose(rdoq.solve_colors(zeroed, target, ridge=0.0).color, s.color, atol=2e-3)
+    np.testing.assert_allclose(colors.solve_colors(zeroed, target, ridge=0.0).color, s.color, atol=2e-3)
 
 
 def test_tiny_images_use_the_tiny_depths():

@@ -67,7 +67,7 @@ HALF_RES_THUMBNAIL_SPACING = 24.0
 #: ``formats.TINY_EXTRA_BITS`` were chosen with it on). Measured in docs/codec.md, "Small images".
 RDOQ_SCALE = rdoq.LAMBDA_SCALE
 #: On those images the quantization-aware colour refit is the exact least-squares solve of the colours
-#: (:func:`.rdoq.solve_colors`, under a millisecond) instead of ``refine`` Adam iterations: the same
+#: (:func:`.colors.solve_colors`, under a millisecond) instead of ``refine`` Adam iterations: the same
 #: PSNR at equal bytes on CIFAR-10 training images, ~20 ms less CPU per 32x32 encode.
 LS_COLORS = True
 
@@ -267,7 +267,7 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
         # beats refining all parameters and re-quantizing (the re-quantization undoes the refinement).
         geometry = q.ranges[:GEOMETRY_FLOATS].copy()
         if LS_COLORS and tiny_on_grid:  # solve exactly
-            refit = rdoq.solve_colors(dequantize(q), target)
+            refit = colors.solve_colors(dequantize(q), target)
         elif CG_COLORS and plan.cg_colors:
             refit = colors.least_squares_colors(dequantize(q), pixels / 255.0, threads=threads, device=device)
         else:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _native
-from ..splats import CUTOFF_SIGMA, Splats
+from .colors import footprints
 from .priors import CONTEXTS, Priors, context, ref_index
-from .quantize import _YCBCR_TO_RGB, COLOR_YCBCR, Quantized, _geometry, morton_encode
+from .quantize import _YCBCR_TO_RGB, COLOR_YCBCR, Quantized, morton_encode
 from .rangecoder import TABLE_BITS
 
 #: ``lambda = LAMBDA_SCALE * D / R`` (see the module docstring; chosen on CIFAR-10 training images).
@@ -115,24 +115,6 @@ def _costs(priors: Priors, depths: tuple[int, ...]) -> _Costs:
     return _Costs(priors, list(depths))
 
 
-def _weights(x: np.ndarray, y: np.ndarray, log_a: np.ndarray, log_b: np.ndarray, shear: np.ndarray,
-             px: np.ndarray, py: np.ndarray) -> np.ndarray:
-    """(M, P) float32 footprint exp(-q/2) (0 beyond the cutoff) of M Gaussians at pixel centres (px, py)."""
-    inv_a = np.exp(-log_a).astype(np.float32)[:, None]
-    inv_b = np.exp(-log_b).astype(np.float32)[:, None]
-    c = (np.sinh(shear) * np.exp(log_b)).astype(np.float32)[:, None]
-    z1 = (px[None, :] - x.astype(np.float32)[:, None]) * inv_a
-    z2 = py[None, :] - y.astype(np.float32)[:, None]
-    z2 -= c * z1
-    z2 *= inv_b
-    z1 *= z1
-    z2 *= z2
-    z1 += z2  # q
-    out = np.exp(np.float32(-0.5) * z1)
-    out[z1 > np.float32(CUTOFF_SIGMA ** 2)] = 0.0
-    return out
-
-
 @dataclass
 class _Problem:
     """What :func:`optimise` and :func:`objective` start from (:func:`_setup`)."""
@@ -155,7 +137,7 @@ class _Problem:
         h, w = self.q.height, self.q.width
         vals = self.lo + self.sym * self.step
         ys, xs = np.mgrid[0:h, 0:w]
-        weights = _weights(*vals[:, :5].T, (xs.reshape(-1) + 0.5).astype(np.float32),
+        weights = footprints(*vals[:, :5].T, (xs.reshape(-1) + 0.5).astype(np.float32),
                            (ys.reshape(-1) + 0.5).astype(np.float32)).astype(np.float64)
         error = self.target.reshape(h * w, -1) - weights.T @ (vals[:, 5:] @ self.to_rgb.T)
         return float((error ** 2).sum())
@@ -236,27 +218,10 @@ def optimise(q: Quantized, target: np.ndarray, priors: Priors, lambda_scale: flo
     return _canonical(q, sym)
 
 
-def solve_colors(splats: Splats, target: np.ndarray, ridge: float = 1e-6) -> Splats:
-    """``splats`` with the colours that minimise the squared error of the render against ``target``
-    (the render is linear in them: a least-squares solve; ``ridge`` x mean footprint energy keeps
-    near-duplicate footprints from cancelling with huge colours)."""
-    h, w = splats.height, splats.width
-    ys, xs = np.mgrid[0:h, 0:w]
-    geom = _geometry(splats)
-    weights = _weights(splats.xy[:, 0].astype(np.float64), splats.xy[:, 1].astype(np.float64), geom[:, 0],
-                       geom[:, 1], geom[:, 2], (xs.reshape(-1) + 0.5).astype(np.float32),
-                       (ys.reshape(-1) + 0.5).astype(np.float32)).astype(np.float64)
-    gram = weights @ weights.T
-    gram[np.diag_indices_from(gram)] += ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
-    rhs = weights @ np.asarray(target, np.float64).reshape(h * w, -1)
-    colors = np.linalg.solve(gram, rhs)
-    return Splats(splats.xy, splats.chol, colors.astype(np.float32), w, h)
-
-
 def objective(q: Quantized, target: np.ndarray, priors: Priors) -> tuple[float, float]:
     """(D, R) of ``q`` as :func:`optimise` measures them, D in numpy (for tests and measurements)."""
     p = _setup(q, target, priors)
     return p.distortion(), p.rate()
 
 
-__all__ = ["LAMBDA_SCALE", "MAX_PIXELS", "SWEEPS", "objective", "optimise", "solve_colors"]
+__all__ = ["LAMBDA_SCALE", "MAX_PIXELS", "SWEEPS", "objective", "optimise"]
