@@ -13,7 +13,7 @@ ignore that price, which is the whole question for per-image tables: every conte
 histogram. This script measures, per image, the *total* bits (model header + coded data, exactly as
 ``entropy._fit`` prices a stream: best shift and best count precision) of each attribute under:
 
-* ``now``: what the file spends today (direct or delta, whichever is cheaper: ``fit_attribute_model``);
+* ``now``: what the file spends today (direct or delta, whichever is cheaper: ``entropy.fit_attribute``);
 * ``transform``: the free decorrelating transforms, no extra tables: the residual of a linear
   prediction from one earlier attribute of the same Gaussian (e.g. log b - log a), direct or in
   Morton-order differences (one small parameter block: slope in 1/32 steps, integer offset);

@@ -119,8 +119,10 @@ def _write_meta(metadata: dict[str, str | bytes]) -> bytes:
     return bytes(out)
 
 
-def choose_models(q: Quantized, predict: bool = True) -> tuple[list[StreamModel], list[Predictor | None]]:
-    """The cheapest model of each attribute stream and, with ``predict``, its prediction (or None).
+def choose_models(q: Quantized, predict: bool = True
+                  ) -> tuple[list[StreamModel], list[StreamModel], list[Predictor | None]]:
+    """The cheapest model of each attribute stream as it is (the 1.0 file's), and the cheapest model
+    and prediction (or None) of each stream with ``predict``.
 
     A stream is predicted when coding its residual, with the prediction's parameter bytes, is
     cheaper than coding it as it is. Candidates: each earlier attribute alone, then the best one
@@ -138,10 +140,12 @@ def choose_models(q: Quantized, predict: bool = True) -> tuple[list[StreamModel]
         cost, model = fit_attribute(split(r), bits[k] + 1)
         return cost + 8 * len(write_section([p])), model, p
 
+    plain: list[StreamModel] = []
     models: list[StreamModel] = []
     predictors: list[Predictor | None] = []
     for k in range(len(bits)):
         cost, model = fit_attribute(split(q.qattr[:, k]), bits[k])
+        plain.append(model)
         best: tuple[float, StreamModel, Predictor | None] = (cost + 8, model, None)  # + its PRED byte
         if predict and k and q.num_gaussians >= PREDICT_MIN_GAUSSIANS:
             singles = [priced(k, (j,)) for j in range(k)]
@@ -150,7 +154,7 @@ def choose_models(q: Quantized, predict: bool = True) -> tuple[list[StreamModel]
             best = min([best] + singles + pairs, key=lambda t: t[0])
         models.append(best[1])
         predictors.append(best[2])
-    return models, predictors
+    return plain, models, predictors
 
 
 def write(q: Quantized, metadata: dict[str, str | bytes] | None = None,
@@ -160,10 +164,10 @@ def write(q: Quantized, metadata: dict[str, str | bytes] | None = None,
     With ``predict`` (and at least :data:`PREDICT_MIN_GAUSSIANS` Gaussians) the file is 1.2 when
     predicted streams make it smaller than the 1.0 file of the same Gaussians, else 1.0.
     """
-    models, predictors = choose_models(q, predict)
-    plain = _assemble(q, *choose_models(q, False), metadata) if any(predictors) else None
-    if plain is None:
-        return _assemble(q, models, predictors, metadata)
+    plain_models, models, predictors = choose_models(q, predict)
+    plain = _assemble(q, plain_models, [None] * len(plain_models), metadata)
+    if not any(predictors):
+        return plain
     predicted = _assemble(q, models, predictors, metadata)
     return predicted if len(predicted[0]) < len(plain[0]) else plain
 

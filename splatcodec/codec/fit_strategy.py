@@ -284,9 +284,8 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
     return Attempt(data, psnr_db, stream_bits, q.num_gaussians)
 
 
-__all__ = ["Attempt", "DEFAULT_EFFORT", "FIT_STAGES", "HALF_RES_MIN_FIT_SPACING", "HALF_RES_MIN_SPACING",
-           "HALF_RES_THUMBNAIL_SPACING",
-           "CG_COLORS", "LS_COLORS", "MAX_EFFORT", "Progress", "RDOQ_SCALE", "SCALED_SCHEDULE", "Schedule",
-           "SHORT_SCHEDULE_PIXELS", "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE",
+__all__ = ["Attempt", "CG_COLORS", "DEFAULT_EFFORT", "FIT_STAGES", "HALF_RES_MIN_FIT_SPACING",
+           "HALF_RES_MIN_SPACING", "HALF_RES_THUMBNAIL_SPACING", "LS_COLORS", "MAX_EFFORT", "Progress",
+           "RDOQ_SCALE", "SCALED_SCHEDULE", "Schedule", "SHORT_SCHEDULE_PIXELS", "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE",
            "TINY_SCHEDULE_MAX_SPACING", "check_effort", "check_fit_kwargs", "downscale2", "fit_and_code",
            "fit_coarse_to_fine", "no_progress", "schedule_for", "upscale2"]

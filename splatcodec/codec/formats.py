@@ -66,7 +66,7 @@ def write_best(q: Quantized, metadata: dict | None, priors: Priors | None = None
         try:
             small, cost = compact.write(q, priors)
         except ValueError:  # too many Gaussians for the bytes (degenerate fits): keep 1.0
-            small = None
+            pass
         if small is not None:
             small_bits = dict(cost.bits)
             small_bits["header+models"] = 8.0 * len(small) - cost.total
