@@ -82,16 +82,21 @@ def footprints(x: np.ndarray, y: np.ndarray, log_a: np.ndarray, log_b: np.ndarra
     return out
 
 
+def pixel_centres(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (x, y) centres of every pixel of a ``width`` x ``height`` image, row by row (the ``px``,
+    ``py`` of :func:`footprints`)."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return (xs.reshape(-1) + 0.5).astype(np.float32), (ys.reshape(-1) + 0.5).astype(np.float32)
+
+
 def solve_colors(splats: Splats, target: np.ndarray, ridge: float = 1e-6) -> Splats:
     """``splats`` with the colours that minimise the squared error of the render against ``target``
     (the render is linear in them: a least-squares solve; ``ridge`` x mean footprint energy keeps
     near-duplicate footprints from cancelling with huge colours)."""
     h, w = splats.height, splats.width
-    ys, xs = np.mgrid[0:h, 0:w]
     geom = _geometry(splats)
     weights = footprints(splats.xy[:, 0].astype(np.float64), splats.xy[:, 1].astype(np.float64), geom[:, 0],
-                         geom[:, 1], geom[:, 2], (xs.reshape(-1) + 0.5).astype(np.float32),
-                         (ys.reshape(-1) + 0.5).astype(np.float32)).astype(np.float64)
+                         geom[:, 1], geom[:, 2], *pixel_centres(w, h)).astype(np.float64)
     gram = weights @ weights.T
     gram[np.diag_indices_from(gram)] += ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
     rhs = weights @ np.asarray(target, np.float64).reshape(h * w, -1)
@@ -99,4 +104,4 @@ def solve_colors(splats: Splats, target: np.ndarray, ridge: float = 1e-6) -> Spl
     return Splats(splats.xy, splats.chol, colors.astype(np.float32), w, h)
 
 
-__all__ = ["CG_STEPS", "footprints", "least_squares_colors", "solve_colors"]
+__all__ = ["CG_STEPS", "footprints", "least_squares_colors", "pixel_centres", "solve_colors"]

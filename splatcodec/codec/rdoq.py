@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _native
-from .colors import footprints
+from .colors import footprints, pixel_centres
 from .priors import CONTEXTS, Priors, context, ref_index
 from .quantize import _YCBCR_TO_RGB, COLOR_YCBCR, Quantized, morton_encode
 from .rangecoder import TABLE_BITS
@@ -136,9 +136,7 @@ class _Problem:
         """D of the symbols ``sym`` (module docstring), in numpy."""
         h, w = self.q.height, self.q.width
         vals = self.lo + self.sym * self.step
-        ys, xs = np.mgrid[0:h, 0:w]
-        weights = footprints(*vals[:, :5].T, (xs.reshape(-1) + 0.5).astype(np.float32),
-                           (ys.reshape(-1) + 0.5).astype(np.float32)).astype(np.float64)
+        weights = footprints(*vals[:, :5].T, *pixel_centres(w, h)).astype(np.float64)
         error = self.target.reshape(h * w, -1) - weights.T @ (vals[:, 5:] @ self.to_rgb.T)
         return float((error ** 2).sum())
 
