@@ -13,12 +13,10 @@ namespace splat {
 
 namespace {
 
-// A Gaussian's footprint as rdoq.py's _weights evaluates it: float32 centre, 1 / a, 1 / b and
-// c = sinh(shear) b (the Cholesky factor is [[a, 0], [c, b]], a = exp(log a), b = exp(log b)).
-struct Footprint {
-  float x, y, inv_a, inv_b, c;
-  int x0, x1, y0, y1;  // inclusive pixel box holding every pixel whose float q is <= kCutoffQ
-};
+// A Gaussian's footprint as colors.footprints evaluates it: the renderer's Prepared (gaussian_math.h)
+// of the Cholesky factor [[a, 0], [c, b]] (a = exp(log a), b = exp(log b), c = sinh(shear) b), in
+// float32, with the box widened so that it holds every pixel whose float q is <= kCutoffQ.
+using Footprint = Prepared;
 
 struct Box {
   int x0, x1, y0, y1;  // inclusive; x0 > x1 or y0 > y1: empty
@@ -51,25 +49,20 @@ void pixel_range(double m, double e, int size, int* first, int* last) {
 Footprint footprint(double x, double y, double log_a, double log_b, double shear, int width, int height) {
   Footprint f;
   const double b = std::exp(log_b), c = std::sinh(shear) * b;
-  f.x = float(x);
-  f.y = float(y);
-  f.inv_a = float(std::exp(-log_a));
-  f.inv_b = float(std::exp(-log_b));
-  f.c = float(c);
+  f.mx = float(x);
+  f.my = float(y);
+  f.inv_l11 = float(std::exp(-log_a));
+  f.inv_l22 = float(std::exp(-log_b));
+  f.l21 = float(c);
   const double ex = double(kCutoffSigma) * std::exp(log_a), ey = double(kCutoffSigma) * std::hypot(b, c);
   pixel_range(x, ex + 1e-4 * (ex + std::fabs(x) + 1.0), width, &f.x0, &f.x1);
   pixel_range(y, ey + 1e-4 * (ey + std::fabs(y) + 1.0), height, &f.y0, &f.y1);
   return f;
 }
 
-// exp(-q/2) at pixel centre (px, py), 0 where q > kCutoffQ: rdoq.py's _weights in float32, with the
-// renderer's exp (gaussian_math.h).
-inline float weight_at(const Footprint& f, float px, float py) {
-  const float z1 = (px - f.x) * f.inv_a;
-  const float z2 = ((py - f.y) - f.c * z1) * f.inv_b;
-  const float q = z1 * z1 + z2 * z2;
-  return q <= kCutoffQ ? exp_neg_bounded(-0.5f * q) : 0.0f;
-}
+// exp(-q/2) at pixel centre (px, py), 0 where q > kCutoffQ: colors.footprints in float32, with the
+// renderer's arithmetic (gaussian_math.h).
+inline float weight_at(const Footprint& f, float px, float py) { return gaussian_weight(mahalanobis(f, px, py).q); }
 
 // Columns per step of the pixel loops (the columns past a box are masked): a fixed count, not the SIMD
 // width, so that the order of the sums is the same in every build.
