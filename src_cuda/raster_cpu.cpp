@@ -40,6 +40,30 @@ inline ColumnSpan column_span(const Prepared& g, const TileRect& tr) {
 
 inline bool inside(int x, int first, int last) { return x >= first && x <= last; }
 
+// Zeroes per-lane accumulators with vector stores. An `= {}` initialiser (or a plain loop, which
+// GCC turns into memset) becomes a `rep stos` here, whose start-up costs as much as a small
+// Gaussian's whole backward pass in a tile.
+template <int kRows>
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+inline void zero_lanes(float (*v)[kLanes]) {
+  for (int j = 0; j < kRows; ++j)
+#pragma omp simd
+    for (int i = 0; i < kLanes; ++i) v[j][i] = 0.0f;
+}
+
+// Sum of kLanes partial sums, folded in halves (16 -> 8 -> 4 -> 2 -> 1): fixed-size vector adds
+// instead of a chain of kLanes scalar ones.
+inline float fold_lanes(float* v) {
+  if constexpr (kLanes >= 16)
+    for (int i = 0; i < 8; ++i) v[i] += v[i + 8];
+  if constexpr (kLanes >= 8)
+    for (int i = 0; i < 4; ++i) v[i] += v[i + 4];
+  for (int i = 0; i < 2; ++i) v[i] += v[i + 2];
+  return v[0] + v[1];
+}
+
 inline TileRect tile_rect(int tile, int tiles_x, int width, int height) {
   TileRect r;
   r.x0 = (tile % tiles_x) * kTileSize;
@@ -132,18 +156,39 @@ void CpuRasterizer::bin(const float* params, int64_t n, int channels, int width,
         tile_entries_[tile_cursor_[ty * tiles_x_ + tx]++] = e;
       }
   }
+  // Each entry's rows: the box's rows in the tile, cut to those the ellipse reaches within the box's
+  // columns there (strip_row_span; the same pixels count, fewer rows are visited).
+  entry_rows_.resize(2 * entries);
+#pragma omp parallel for schedule(static) num_threads(threads_)
+  for (int64_t i = 0; i < n; ++i) {
+    const Prepared& p = prepared_[i];
+    const int64_t e = gauss_offsets_[i];
+    if (gauss_offsets_[i + 1] == e) continue;
+    const int tx0 = p.x0 / kTileSize, columns = p.x1 / kTileSize - tx0 + 1;
+    for (int tx = tx0; tx < tx0 + columns; ++tx) {  // one span per tile column, cut to each tile row
+      int span0 = p.y0, span1 = p.y1;
+      if (columns > 1)
+        strip_row_span(p, std::max(p.x0, tx * kTileSize) + 0.5,
+                       std::min(p.x1, tx * kTileSize + kTileSize - 1) + 0.5, &span0, &span1);
+      for (int ty = p.y0 / kTileSize, k = tx - tx0; ty <= p.y1 / kTileSize; ++ty, k += columns) {
+        entry_rows_[2 * (e + k)] = std::max(span0, ty * kTileSize);
+        entry_rows_[2 * (e + k) + 1] = std::min(span1, ty * kTileSize + kTileSize - 1);
+      }
+    }
+  }
 }
 
 template <int C, bool kKeepWeights>
 void CpuRasterizer::render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels], float* weights) const {
   const int stride = kGeometryFloats + C;
   for (int64_t k = tile_offsets_[t]; k < tile_offsets_[t + 1]; ++k) {
-    const int32_t gi = entry_gaussian_[tile_entries_[k]];
+    const int64_t e = tile_entries_[k];
+    const int32_t gi = entry_gaussian_[e];
     // Local copies: the compiler then knows the accumulator stores cannot change them.
     const Prepared g = prepared_[gi];
     float color[C];
     for (int c = 0; c < C; ++c) color[c] = params_[int64_t(gi) * stride + kGeometryFloats + c];
-    const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
+    const int y0 = entry_rows_[2 * e] - tr.y0, y1 = entry_rows_[2 * e + 1] - tr.y0;
     const ColumnSpan span = column_span(g, tr);
     const int first = span.first, last = span.last;
     for (int y = y0; y <= y1; ++y) {
@@ -232,7 +277,11 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
   for (int t = 0; t < num_tiles; ++t) {
     const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
     const int64_t begin = tile_offsets_[t], end = tile_offsets_[t + 1];
-    alignas(64) float grad[C][kTilePixels] = {};
+    // Columns past the image edge are read by the masked SIMD lanes (times a zero weight), so they
+    // must hold zeros, not garbage that could be NaN; only partial tiles have them.
+    alignas(64) float grad[C][kTilePixels];
+    if (tr.w < kTileSize)
+      for (int c = 0; c < C; ++c) std::fill(grad[c], grad[c] + kTilePixels, 0.0f);
     // The fused step keeps the forward pass's weights, chunk by chunk in loop order, so the backward
     // pass below reads them instead of evaluating exp again (the same values, bit for bit).
     thread_local std::vector<float> weight_buffer;
@@ -242,20 +291,26 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
       weights = weight_buffer.data();
       alignas(64) float acc[C][kTilePixels] = {};
       render_tile<C, true>(t, tr, acc, weight_buffer.data());
-      double sse = 0.0;
+      // Squared errors summed per column in double down the rows, then across the columns: the
+      // loops vectorise (a single running sum would not), and the order is fixed.
+      alignas(64) double column_sse[kTileSize] = {};
       for (int y = 0; y < tr.h; ++y) {
         const int64_t pix = int64_t(tr.y0 + y) * width_ + tr.x0;
+        alignas(64) float e2[kTileSize];
         for (int x = 0; x < tr.w; ++x) {
-          float e2 = 0.0f;
+          float sum = 0.0f;
           for (int c = 0; c < C; ++c) {
             const float r = acc[c][y * kTileSize + x] - target_planar[c * plane + pix + x];
-            e2 += r * r;
+            sum += r * r;
             grad[c][y * kTileSize + x] = grad_scale * r;
           }
-          sse += e2;
-          if (error_map) error_map[pix + x] = e2;
+          e2[x] = sum;
         }
+        for (int x = 0; x < tr.w; ++x) column_sse[x] += e2[x];
+        if (error_map) std::copy(e2, e2 + tr.w, error_map + pix);
       }
+      double sse = 0.0;
+      for (int x = 0; x < kTileSize; ++x) sse += column_sse[x];
       tile_loss_[t] = sse;
     } else {
       for (int y = 0; y < tr.h; ++y)
@@ -269,14 +324,15 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
       const int32_t gi = entry_gaussian_[e];
       const Prepared& g = prepared_[gi];
       const float* color = params_ + int64_t(gi) * stride + kGeometryFloats;
-      const int y0 = std::max(g.y0 - tr.y0, 0), y1 = std::min(g.y1 - tr.y0, tr.h - 1);
+      const int y0 = entry_rows_[2 * e] - tr.y0, y1 = entry_rows_[2 * e + 1] - tr.y0;
       const ColumnSpan span = column_span(g, tr);
       const int first = span.first, last = span.last;
       const float ratio = g.l21 * g.inv_l22;
       // Per-lane partial sums, reduced across lanes once per Gaussian: a horizontal reduction per
       // chunk would cost more than the chunk itself with wide vectors.
       constexpr int kSums = 5 + C;  // S_x, S_11, S_y, S_21, S_22, then dL/dc_k
-      alignas(64) float lanes[kSums][kLanes] = {};
+      alignas(64) float lanes[kSums][kLanes];
+      zero_lanes<kSums>(lanes);
       for (int y = y0; y <= y1; ++y) {
         const float py = tr.y0 + y + 0.5f;
         const float* grow[C];
@@ -308,11 +364,7 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
         }
       }
       float sums[kSums];
-      for (int j = 0; j < kSums; ++j) {
-        float total = 0.0f;
-        for (int i = 0; i < kLanes; ++i) total += lanes[j][i];
-        sums[j] = total;
-      }
+      for (int j = 0; j < kSums; ++j) sums[j] = fold_lanes(lanes[j]);
       float* out = entry_grads_.data() + e * stride;
       geometry_gradient(g, GradSums{sums[0], sums[1], sums[2], sums[3], sums[4]}, out);
       for (int c = 0; c < C; ++c) out[kGeometryFloats + c] = sums[5 + c];

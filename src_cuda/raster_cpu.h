@@ -83,6 +83,7 @@ class CpuRasterizer {
   std::vector<int64_t> tile_offsets_;    // tiles + 1: tile t lists tile_entries_[off[t] .. off[t+1])
   std::vector<int64_t> tile_cursor_;
   std::vector<int64_t> tile_entries_;    // entry ids, grouped by tile, in Gaussian order
+  std::vector<int32_t> entry_rows_;      // 2 per entry: first and last image row it visits in its tile
   std::vector<float> entry_grads_;       // (5 + C) per entry
   std::vector<double> tile_loss_;
 };
