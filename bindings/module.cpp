@@ -73,6 +73,62 @@ FloatArray render_backward(const FloatArray& params, int64_t width, int64_t heig
   return out;
 }
 
+// The two products of least-squares colours on fixed geometry (splatcodec.codec.colors) with the
+// footprints W (N x pixels) of packed Gaussians: W g for an image g, and W W^T c for colours c. The
+// Gaussians are binned once, at construction; each product is one pass of the core.
+class ColorProducts {
+ public:
+  ColorProducts(const FloatArray& params, int64_t width, int64_t height, int threads)
+      : channels_(checked_render_args(params, width, height)),
+        params_(params.data(), params.data() + params.size()),
+        width_(width), height_(height) {
+    py::gil_scoped_release release;
+    raster_.bin(params_.data(), n(), channels_, int(width), int(height), threads);
+  }
+
+  // W g: the colour part of the backward pass of gradient image g (height, width, C); (N, C).
+  FloatArray footprints_times(const FloatArray& image) {
+    check_grad_image(image, width_, height_, channels_);
+    std::vector<float> rows(size_t(n()) * stride());
+    {
+      py::gil_scoped_release release;
+      raster_.backward(image.data(), rows.data());
+    }
+    return colour_columns(rows);
+  }
+
+  // W W^T c for colours c (N, C): the render of the Gaussians with colours c, back through W.
+  FloatArray normal(const FloatArray& colors) {
+    if (colors.ndim() != 2 || colors.shape(0) != n() || colors.shape(1) != channels_)
+      throw std::invalid_argument("colors must have shape (N, channels) of the Gaussians");
+    const auto in = colors.unchecked<2>();
+    for (int64_t i = 0; i < n(); ++i)
+      for (int c = 0; c < channels_; ++c) params_[i * stride() + splat::kGeometryFloats + c] = in(i, c);
+    std::vector<float> rows(size_t(n()) * stride());
+    {
+      py::gil_scoped_release release;
+      raster_.normal_colors(rows.data());
+    }
+    return colour_columns(rows);
+  }
+
+ private:
+  int64_t n() const { return int64_t(params_.size()) / stride(); }
+  int stride() const { return splat::kGeometryFloats + channels_; }
+  FloatArray colour_columns(const std::vector<float>& rows) const {
+    FloatArray out({n(), int64_t(channels_)});
+    auto o = out.mutable_unchecked<2>();
+    for (int64_t i = 0; i < n(); ++i)
+      for (int c = 0; c < channels_; ++c) o(i, c) = rows[i * stride() + splat::kGeometryFloats + c];
+    return out;
+  }
+
+  int channels_;
+  std::vector<float> params_;  // owned: the rasteriser reads the colours from here
+  int64_t width_, height_;
+  splat::CpuRasterizer raster_;
+};
+
 // Fits every image; images run in parallel (one thread each) when there are at least as many images
 // as threads, otherwise one after another with all threads on each. Errors keep their type (a memory
 // failure stays MemoryError); the first image's error in input order is raised.
@@ -317,6 +373,13 @@ PYBIND11_MODULE(SPLAT_MODULE_NAME, m) {
   m.def("render_backward", &render_backward, py::arg("params"), py::arg("width"), py::arg("height"),
         py::arg("grad_image"), py::arg("threads") = 0,
         "Gradient of sum(grad_image * render(params)) w.r.t. params, shape (N, 5+C).");
+  py::class_<ColorProducts>(m, "ColorProducts",
+                            "Products with the footprints W (N x pixels) of packed Gaussians (N, 5+C), binned "
+                            "once: footprints_times(image) = W g, normal(colors) = W W^T c; both (N, C).")
+      .def(py::init<const FloatArray&, int64_t, int64_t, int>(), py::arg("params"), py::arg("width"),
+           py::arg("height"), py::arg("threads") = 0)
+      .def("footprints_times", &ColorProducts::footprints_times, py::arg("image"))
+      .def("normal", &ColorProducts::normal, py::arg("colors"));
   m.def("fit_batch", &fit_batch, py::arg("images"), py::arg("configs"), py::arg("inits"),
         py::arg("threads") = 0, py::arg("max_entries") = 0, py::arg("max_work") = 0.0,
         py::arg("cancel") = py::none(),

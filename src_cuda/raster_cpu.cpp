@@ -245,10 +245,19 @@ void CpuRasterizer::forward_impl(Out* out, const CancelToken* cancel) const {
 void CpuRasterizer::backward(const float* grad_image, float* grad_params) {
   entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
   if (channels_ == 1)
-    backward_impl<1, false>(grad_image, nullptr, nullptr, 1.0f);
+    backward_impl<1, Pass::kGradImage>(grad_image, nullptr, nullptr, 1.0f);
   else
-    backward_impl<3, false>(grad_image, nullptr, nullptr, 1.0f);
+    backward_impl<3, Pass::kGradImage>(grad_image, nullptr, nullptr, 1.0f);
   reduce_entry_grads(grad_params);
+}
+
+void CpuRasterizer::normal_colors(float* out) {
+  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
+  if (channels_ == 1)
+    backward_impl<1, Pass::kNormalColors>(nullptr, nullptr, nullptr, 1.0f);
+  else
+    backward_impl<3, Pass::kNormalColors>(nullptr, nullptr, nullptr, 1.0f);
+  reduce_entry_grads(out);
 }
 
 double CpuRasterizer::mse_step(const float* target_planar, float* grad_params, float* error_map) {
@@ -256,18 +265,19 @@ double CpuRasterizer::mse_step(const float* target_planar, float* grad_params, f
   tile_loss_.assign(tiles_x_ * tiles_y_, 0.0);
   const float scale = 2.0f / (float(width_) * float(height_) * float(channels_));
   if (channels_ == 1)
-    backward_impl<1, true>(nullptr, target_planar, error_map, scale);
+    backward_impl<1, Pass::kMseStep>(nullptr, target_planar, error_map, scale);
   else
-    backward_impl<3, true>(nullptr, target_planar, error_map, scale);
+    backward_impl<3, Pass::kMseStep>(nullptr, target_planar, error_map, scale);
   reduce_entry_grads(grad_params);
   double sse = 0.0;
   for (double v : tile_loss_) sse += v;
   return sse;
 }
 
-// Backward pass per tile. With kFused, the tile is first rendered and compared with the target, and
-// the gradient image is grad_scale * (render - target); otherwise it is read from grad_image (HWC).
-template <int C, bool kFused>
+// Backward pass per tile. kGradImage reads the gradient image from grad_image (HWC). The fused passes
+// render the tile first: kMseStep compares it with the target (gradient image grad_scale * (render -
+// target)), kNormalColors takes the render itself as the gradient image and sums only the colour part.
+template <int C, CpuRasterizer::Pass P>
 void CpuRasterizer::backward_impl(const float* grad_image, const float* target_planar,
                                   float* error_map, float grad_scale) {
   const int num_tiles = tiles_x_ * tiles_y_;
@@ -277,18 +287,23 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
   for (int t = 0; t < num_tiles; ++t) {
     const TileRect tr = tile_rect(t, tiles_x_, width_, height_);
     const int64_t begin = tile_offsets_[t], end = tile_offsets_[t + 1];
-    // Columns past the image edge are read by the masked SIMD lanes (times a zero weight), so they
-    // must hold zeros, not garbage that could be NaN; only partial tiles have them.
-    alignas(64) float grad[C][kTilePixels];
-    if (tr.w < kTileSize)
-      for (int c = 0; c < C; ++c) std::fill(grad[c], grad[c] + kTilePixels, 0.0f);
-    // The fused step keeps the forward pass's weights, chunk by chunk in loop order, so the backward
+    // The fused passes keep the forward pass's weights, chunk by chunk in loop order, so the backward
     // pass below reads them instead of evaluating exp again (the same values, bit for bit).
+    constexpr bool kFused = P != Pass::kGradImage;
     thread_local std::vector<float> weight_buffer;
     const float* weights = nullptr;
     if constexpr (kFused) {
       weight_buffer.resize(size_t(end - begin) * kTilePixels + kLanes);
       weights = weight_buffer.data();
+    }
+    // Columns past the image edge are read by the masked SIMD lanes (times a zero weight), so they
+    // must hold zeros, not garbage that could be NaN; only partial tiles have them.
+    alignas(64) float grad[C][kTilePixels];
+    if (tr.w < kTileSize || P == Pass::kNormalColors)
+      for (int c = 0; c < C; ++c) std::fill(grad[c], grad[c] + kTilePixels, 0.0f);
+    if constexpr (P == Pass::kNormalColors) {
+      render_tile<C, true>(t, tr, grad, weight_buffer.data());  // the gradient image is the render
+    } else if constexpr (P == Pass::kMseStep) {
       alignas(64) float acc[C][kTilePixels] = {};
       render_tile<C, true>(t, tr, acc, weight_buffer.data());
       // Squared errors summed per column in double down the rows, then across the columns: the
@@ -348,6 +363,7 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
               dot += grow[c][x] * color[c];
               lanes[5 + c][i] += grow[c][x] * w;
             }
+            if constexpr (P == Pass::kNormalColors) continue;  // colours only
             // Outside the cutoff z may be huge or infinite (an extreme l21): zero it there so that
             // 0 * inf cannot turn the sums into NaN.
             const float z1 = w > 0.0f ? m.z1 : 0.0f, z2 = w > 0.0f ? m.z2 : 0.0f;
@@ -363,10 +379,13 @@ void CpuRasterizer::backward_impl(const float* grad_image, const float* target_p
           if constexpr (kFused) weights += kLanes;
         }
       }
-      float sums[kSums];
-      for (int j = 0; j < kSums; ++j) sums[j] = fold_lanes(lanes[j]);
+      float sums[kSums] = {};
+      for (int j = P == Pass::kNormalColors ? 5 : 0; j < kSums; ++j) sums[j] = fold_lanes(lanes[j]);
       float* out = entry_grads_.data() + e * stride;
-      geometry_gradient(g, GradSums{sums[0], sums[1], sums[2], sums[3], sums[4]}, out);
+      if constexpr (P == Pass::kNormalColors)
+        std::fill(out, out + kGeometryFloats, 0.0f);
+      else
+        geometry_gradient(g, GradSums{sums[0], sums[1], sums[2], sums[3], sums[4]}, out);
       for (int c = 0; c < C; ++c) out[kGeometryFloats + c] = sums[5 + c];
     }
   }

@@ -55,6 +55,11 @@ class CpuRasterizer {
   // errors. If `error_map` is given (height x width), it receives the per-pixel squared error.
   double mse_step(const float* target_planar, float* grad_params, float* error_map);
 
+  // W W^T c for the binned Gaussians' colours c, with W (N x pixels) their footprints: the colour part
+  // of backward(render()), in one fused pass. The normal-equation operator of least-squares colours on
+  // fixed geometry (splatcodec.codec.colors). Writes n x (5+C) rows, geometry entries 0.
+  void normal_colors(float* out);
+
   int64_t num_entries() const { return static_cast<int64_t>(entry_gaussian_.size()); }
   // Pixels one pass evaluates, counted in kWorkChunk-wide chunks (set by bin()).
   int64_t work() const { return work_; }
@@ -67,7 +72,8 @@ class CpuRasterizer {
   // kTilePixels per entry of the tile); a template flag, so the plain render has no store to skip.
   template <int C, bool kKeepWeights>
   void render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels], float* weights = nullptr) const;
-  template <int C, bool kFused>
+  enum class Pass { kGradImage, kMseStep, kNormalColors };
+  template <int C, Pass P>
   void backward_impl(const float* grad_image, const float* target_planar, float* error_map,
                      float grad_scale);
   void reduce_entry_grads(float* grad_params) const;

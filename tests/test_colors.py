@@ -64,3 +64,20 @@ def test_a_target_of_the_wrong_size_is_refused():
     s = _random_splats(4, 3, seed=7)
     with pytest.raises(InvalidInputError, match="target has 75 values"):
         colors.least_squares_colors(s, np.zeros((5, 5, 3)))
+
+
+@pytest.mark.parametrize("channels,size", [(3, (37, 23)), (1, (37, 23)), (3, (48, 32))])
+def test_the_core_products_match_the_reference_footprints(channels, size):
+    # ColorProducts (CPU core: binned once, W W^T c in one fused pass) and the render + backward route
+    # of other devices, against the dense footprints of the torch reference.
+    s = _random_splats(30, channels, seed=8, w=size[0], h=size[1])
+    rng = np.random.default_rng(9)
+    c = rng.normal(0, 1, (s.num_gaussians, channels))
+    g = rng.normal(0, 1, (s.height, s.width, channels)).astype(np.float32)
+    foot = _footprints(s)
+    params = s.packed().astype(np.float32)
+    for times, normal in (colors._color_products(params, s.width, s.height, 1, "cpu"),
+                          colors._render_products(params, s.width, s.height, 1, "cpu")):
+        np.testing.assert_allclose(normal(c), foot @ (foot.T @ c), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(times(g), foot @ g.reshape(-1, channels), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(normal(2 * c), 2 * foot @ (foot.T @ c), rtol=1e-4, atol=1e-4)  # reusable

@@ -3,13 +3,17 @@
 The render is linear in the colours: ``I = W^T c`` with ``W`` the (N, pixels) footprints. After the
 geometry is quantized, the colours that minimise ``||W^T c - t||^2`` absorb much of its quantization
 error. On images of at most 64x64 pixels :func:`solve_colors` solves for them exactly with the
-footprints in numpy (:func:`footprints`, also RDOQ's model). Larger, :func:`least_squares_colors` finds them by conjugate gradients on the normal equations
-``W W^T c = W t``: each step is one render (``W^T d``) and one backward pass (``W g``) of the native
-core, on any device, so the footprints are never stored. Started from the fitted colours, 20 steps
-match the 150 Adam iterations the encoder ran before at a fifth of the time (224x224 Flickr8k
-training crops at 400 Gaussians: 24.23 dB either way; docs/codec.md, "Small images").
+footprints in numpy (:func:`footprints`, also RDOQ's model). Larger, :func:`least_squares_colors`
+finds them by conjugate gradients on the normal equations ``W W^T c = W t``: each step is one render
+(``W^T d``) and one backward pass (``W g``) of the native core, on any device, so the footprints are
+never stored (on the CPU the core bins the Gaussians once and fuses the two passes:
+``ColorProducts``). Started from the fitted colours, 20 steps match the 150 Adam iterations the
+encoder ran before at a fifth of the time (224x224 Flickr8k training crops at 400 Gaussians: 24.23 dB
+either way; docs/codec.md, "Small images").
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -35,15 +39,7 @@ def least_squares_colors(splats: Splats, target: np.ndarray, steps: int = CG_STE
                                 f"{splats.channels} channels {h * w * splats.channels}")
     target = np.ascontiguousarray(target.reshape(h, w, splats.channels))
 
-    def footprints_times(image: np.ndarray) -> np.ndarray:  # W g: the colour part of the backward pass
-        grad = _native.call("render_backward", params, w, h, image, threads, device=device)
-        return np.asarray(grad, np.float64)[:, GEOMETRY_FLOATS:]
-
-    def normal(colors: np.ndarray) -> np.ndarray:  # W W^T c
-        params[:, GEOMETRY_FLOATS:] = colors
-        image = _native.run("render", params, w, h, threads, device=device)
-        return footprints_times(np.ascontiguousarray(image, np.float32))
-
+    footprints_times, normal = _color_products(params, w, h, threads, device)
     x = splats.color.astype(np.float64)
     rhs = footprints_times(target)
     residual = rhs - normal(x.astype(np.float32))
@@ -60,6 +56,36 @@ def least_squares_colors(splats: Splats, target: np.ndarray, steps: int = CG_STE
         direction = residual + (rr_next / np.maximum(rr, np.finfo(np.float64).tiny)) * direction
         rr = rr_next
     return Splats(splats.xy, splats.chol, x.astype(np.float32), w, h)
+
+
+Products = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+def _color_products(params: np.ndarray, w: int, h: int, threads: int, device: str) -> Products:
+    """``(footprints_times, normal)``: g -> W g and c -> W W^T c (float64 (N, C)) for the footprints W
+    of ``params``. On the CPU the core's ColorProducts (binned once, W W^T c in one fused pass);
+    elsewhere :func:`_render_products`."""
+    if _native.resolve_device(device) != "cpu":
+        return _render_products(params, w, h, threads, device)
+    products = _native.call("ColorProducts", params, w, h, threads)
+    return (lambda image: np.asarray(products.footprints_times(image), np.float64),
+            lambda colors: np.asarray(products.normal(colors), np.float64))
+
+
+def _render_products(params: np.ndarray, w: int, h: int, threads: int, device: str) -> Products:
+    """The same products from any device's render and backward pass (one or two calls per product)."""
+    params = params.copy()
+
+    def footprints_times(image: np.ndarray) -> np.ndarray:  # the colour part of the backward pass
+        grad = _native.call("render_backward", params, w, h, image, threads, device=device)
+        return np.asarray(grad, np.float64)[:, GEOMETRY_FLOATS:]
+
+    def normal(colors: np.ndarray) -> np.ndarray:
+        params[:, GEOMETRY_FLOATS:] = colors
+        image = _native.run("render", params, w, h, threads, device=device)
+        return footprints_times(np.ascontiguousarray(image, np.float32))
+
+    return footprints_times, normal
 
 
 def footprints(x: np.ndarray, y: np.ndarray, log_a: np.ndarray, log_b: np.ndarray, shear: np.ndarray,
