@@ -243,35 +243,31 @@ void CpuRasterizer::forward_impl(Out* out, const CancelToken* cancel) const {
 }
 
 void CpuRasterizer::backward(const float* grad_image, float* grad_params) {
-  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
-  if (channels_ == 1)
-    backward_impl<1, Pass::kGradImage>(grad_image, nullptr, nullptr, 1.0f);
-  else
-    backward_impl<3, Pass::kGradImage>(grad_image, nullptr, nullptr, 1.0f);
-  reduce_entry_grads(grad_params);
+  backward_pass<Pass::kGradImage>(grad_image, nullptr, nullptr, 1.0f, grad_params);
 }
 
 void CpuRasterizer::normal_colors(float* out) {
-  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
-  if (channels_ == 1)
-    backward_impl<1, Pass::kNormalColors>(nullptr, nullptr, nullptr, 1.0f);
-  else
-    backward_impl<3, Pass::kNormalColors>(nullptr, nullptr, nullptr, 1.0f);
-  reduce_entry_grads(out);
+  backward_pass<Pass::kNormalColors>(nullptr, nullptr, nullptr, 1.0f, out);
 }
 
 double CpuRasterizer::mse_step(const float* target_planar, float* grad_params, float* error_map) {
-  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
   tile_loss_.assign(tiles_x_ * tiles_y_, 0.0);
   const float scale = 2.0f / (float(width_) * float(height_) * float(channels_));
-  if (channels_ == 1)
-    backward_impl<1, Pass::kMseStep>(nullptr, target_planar, error_map, scale);
-  else
-    backward_impl<3, Pass::kMseStep>(nullptr, target_planar, error_map, scale);
-  reduce_entry_grads(grad_params);
+  backward_pass<Pass::kMseStep>(nullptr, target_planar, error_map, scale, grad_params);
   double sse = 0.0;
   for (double v : tile_loss_) sse += v;
   return sse;
+}
+
+template <CpuRasterizer::Pass P>
+void CpuRasterizer::backward_pass(const float* grad_image, const float* target_planar, float* error_map,
+                                  float grad_scale, float* grad_params) {
+  entry_grads_.resize(num_entries() * (kGeometryFloats + channels_));
+  if (channels_ == 1)
+    backward_impl<1, P>(grad_image, target_planar, error_map, grad_scale);
+  else
+    backward_impl<3, P>(grad_image, target_planar, error_map, grad_scale);
+  reduce_entry_grads(grad_params);
 }
 
 // Backward pass per tile. kGradImage reads the gradient image from grad_image (HWC). The fused passes

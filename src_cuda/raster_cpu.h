@@ -73,6 +73,10 @@ class CpuRasterizer {
   template <int C, bool kKeepWeights>
   void render_tile(int t, const TileRect& tr, float (*acc)[kTilePixels], float* weights = nullptr) const;
   enum class Pass { kGradImage, kMseStep, kNormalColors };
+  // One backward pass of kind P into grad_params (n x (5+C)), through the per-entry gradients.
+  template <Pass P>
+  void backward_pass(const float* grad_image, const float* target_planar, float* error_map, float grad_scale,
+                     float* grad_params);
   template <int C, Pass P>
   void backward_impl(const float* grad_image, const float* target_planar, float* error_map,
                      float grad_scale);

@@ -13,7 +13,7 @@ Flickr8k training crops; docs/codec.md, "Small images").
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
