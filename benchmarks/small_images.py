@@ -68,15 +68,16 @@ def plain() -> Iterator[None]:
     """The encoder without rate-distortion optimised quantization: plain rounding, the 1.1 depths of
     images above 64x64, the Adam colour refit and the full fit schedule (the encoder of 295a1ae with
     ``levels=1``)."""
-    saved = fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS, fit_strategy.TINY_SCHEDULE
+    saved = (fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS, fit_strategy.CG_COLORS,
+             fit_strategy.TINY_SCHEDULE)
     fit_strategy.RDOQ_SCALE = 0.0
     formats.TINY_MAX_PIXELS = 0
-    fit_strategy.LS_COLORS = False
+    fit_strategy.LS_COLORS = fit_strategy.CG_COLORS = False
     fit_strategy.TINY_SCHEDULE = False
     try:
         yield
     finally:
-        (fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS,
+        (fit_strategy.RDOQ_SCALE, formats.TINY_MAX_PIXELS, fit_strategy.LS_COLORS, fit_strategy.CG_COLORS,
          fit_strategy.TINY_SCHEDULE) = saved
 
 
@@ -129,15 +130,18 @@ def cifar(count_per_class: int, quick: bool) -> None:
 
 @contextmanager
 def legacy() -> Iterator[None]:
-    """Today's (435fde6) encoder: 1.0 grid and file, fixed effort-4 schedule, 4 progressive groups."""
-    saved = formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE, encoder.SMALL_IMAGE_PIXELS
+    """Today's (435fde6) encoder: 1.0 grid and file, fixed effort-4 schedule with the Adam colour refit,
+    4 progressive groups."""
+    saved = (formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE, fit_strategy.CG_COLORS,
+             encoder.SMALL_IMAGE_PIXELS)
     formats.COMPACT_MAX_PIXELS = 0
-    fit_strategy.SCALED_SCHEDULE = False
+    fit_strategy.SCALED_SCHEDULE = fit_strategy.CG_COLORS = False
     encoder.SMALL_IMAGE_PIXELS = 0
     try:
         yield
     finally:
-        formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE, encoder.SMALL_IMAGE_PIXELS = saved
+        (formats.COMPACT_MAX_PIXELS, fit_strategy.SCALED_SCHEDULE, fit_strategy.CG_COLORS,
+         encoder.SMALL_IMAGE_PIXELS) = saved
 
 
 def _encode(image: np.ndarray, count: int, effort: int) -> tuple[int, float, float]:

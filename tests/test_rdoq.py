@@ -113,7 +113,7 @@ def test_tiny_images_fit_with_short_stages_and_a_long_polish_unless_very_sparse(
     Schedule = fit_strategy.Schedule
     assert fit_strategy.schedule_for(4, 32 * 32, 32) == Schedule(150, 600, 1.5)
     assert fit_strategy.schedule_for(4, 32 * 32, 16) == Schedule(150, 600, 1.5)
-    assert fit_strategy.schedule_for(4, 32 * 32, 12) == Schedule(800, 300, 0.3)  # spacing above 8 px
+    assert fit_strategy.schedule_for(4, 32 * 32, 12) == Schedule(800, 300, 0.3, color_steps=20)  # spacing > 8 px
     assert fit_strategy.schedule_for(1, 64 * 64, 64) == Schedule(75, 225, 1.5)
-    assert fit_strategy.schedule_for(4, 224 * 224, 400) == Schedule(250, 150, 1.0, (24.0, 0.0), cg_colors=True)
-    assert fit_strategy.schedule_for(4, 768 * 512, 5000) == Schedule(800, 300, 0.3)
+    assert fit_strategy.schedule_for(4, 224 * 224, 400) == Schedule(250, 150, 1.0, (24.0, 0.0), color_steps=12)
+    assert fit_strategy.schedule_for(4, 768 * 512, 5000) == Schedule(800, 300, 0.3, color_steps=20)

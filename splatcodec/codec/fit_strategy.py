@@ -71,10 +71,14 @@ RDOQ_SCALE = rdoq.LAMBDA_SCALE
 #: PSNR at equal bytes on CIFAR-10 training images, ~20 ms less CPU per 32x32 encode.
 LS_COLORS = True
 
-#: Thumbnails (the schedules with ``cg_colors``: more than 64x64, at most SHORT_SCHEDULE_PIXELS) refit
-#: their colours with :func:`.colors.least_squares_colors` (conjugate gradients, 20 steps) instead of
-#: ``refine`` Adam iterations: the same PSNR at equal bytes on 224x224 crops at a fifth of the time.
+#: Images of more than 64x64 pixels refit their colours with :func:`.colors.least_squares_colors`
+#: (Jacobi-preconditioned conjugate gradients, ``Schedule.color_steps`` steps) instead of ``refine``
+#: Adam iterations (False: Adam, as before 2026-12-04; benchmarks compare against it). Thumbnails,
+#: 12 steps: +0.01 to +0.02 dB at equal bytes on 224x224 crops at a tenth of the time. Kodak, 20 steps
+#: (LARGE_IMAGE_CG_STEPS) against 300 Adam iterations: -0.001 / -0.006 dB at equal bytes on the
+#: mean of the 24 images at quality 45 / 75 (per image -0.085 to +0.075 dB), 33 / 18 % less encode CPU.
 CG_COLORS = True
+LARGE_IMAGE_CG_STEPS = 20
 
 #: ``progress(step, total, label)`` callback type: called after each fitting step of an attempt.
 Progress = Callable[[int, int, str], None]
@@ -133,8 +137,9 @@ class Schedule:
     #: A stage is fitted at half resolution when its own mean spacing is at least the first and the
     #: whole fit's at least the second (see HALF_RES_MIN_SPACING).
     half_res_spacing: tuple[float, float] = (HALF_RES_MIN_SPACING, HALF_RES_MIN_FIT_SPACING)
-    #: The colour refit by conjugate gradients (:mod:`.colors`, with CG_COLORS) instead of Adam.
-    cg_colors: bool = False
+    #: Conjugate-gradient steps of the colour refit (:mod:`.colors`, with CG_COLORS); 0: Adam,
+    #: ``refine_iterations`` of it.
+    color_steps: int = 0
 
 
 def schedule_for(effort: int, pixels: int = 0, gaussians: int = 0) -> Schedule:
@@ -142,8 +147,8 @@ def schedule_for(effort: int, pixels: int = 0, gaussians: int = 0) -> Schedule:
 
     Large images (and every image with SCALED_SCHEDULE off): measured on 256x256 Kodak crops
     (kodim01, kodim23; quality 45 and 72), 800 iterations per stage match 1500 within the fits' noise
-    (+-0.3 dB), 500 lose ~0.2 dB, 300 ~0.3 dB; polish at 0.3 x the fit's learning rates
-    (docs/codec.md).
+    (+-0.3 dB), 500 lose ~0.2 dB, 300 ~0.3 dB; polish at 0.3 x the fit's learning rates; colour
+    refit by LARGE_IMAGE_CG_STEPS conjugate-gradient steps (docs/codec.md).
 
     Thumbnails (more than 64x64, at most SHORT_SCHEDULE_PIXELS; 224x224 Flickr8k *training* crops at
     400 Gaussians, effort 4): 250 iterations per stage and a 150-iteration polish at 1.0 x the
@@ -162,8 +167,9 @@ def schedule_for(effort: int, pixels: int = 0, gaussians: int = 0) -> Schedule:
     if SCALED_SCHEDULE and TINY_SCHEDULE and 0 < pixels <= TINY_IMAGE_PIXELS and tiny_density:
         return Schedule(25 * effort + 50, 125 * effort + 100, 1.5)
     if SCALED_SCHEDULE and TINY_IMAGE_PIXELS < pixels <= SHORT_SCHEDULE_PIXELS:
-        return Schedule(50 * effort + 50, 25 * effort + 50, 1.0, (HALF_RES_THUMBNAIL_SPACING, 0.0), cg_colors=True)
-    return Schedule(150 * effort + 200, 50 * effort + 100, 0.3)
+        return Schedule(50 * effort + 50, 25 * effort + 50, 1.0, (HALF_RES_THUMBNAIL_SPACING, 0.0),
+                        color_steps=colors.CG_STEPS)
+    return Schedule(150 * effort + 200, 50 * effort + 100, 0.3, color_steps=LARGE_IMAGE_CG_STEPS)
 
 
 def downscale2(image: np.ndarray) -> np.ndarray:
@@ -268,8 +274,9 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
         geometry = q.ranges[:GEOMETRY_FLOATS].copy()
         if LS_COLORS and tiny_on_grid:  # solve exactly
             refit = colors.solve_colors(dequantize(q), target)
-        elif CG_COLORS and plan.cg_colors:
-            refit = colors.least_squares_colors(dequantize(q), pixels / 255.0, threads=threads, device=device)
+        elif CG_COLORS and plan.color_steps:
+            refit = colors.least_squares_colors(dequantize(q), pixels / 255.0, plan.color_steps, threads=threads,
+                                                device=device)
         else:
             refit = fit(pixels, init=dequantize(q), iterations=plan.refine_iterations, seed=seed, threads=threads,
                         max_pixels=None, device=device, lr_xy=0.0, lr_chol=0.0)  # colours only
@@ -285,7 +292,7 @@ def fit_and_code(pixels: np.ndarray, n: int, bits: BitDepths, effort: int, level
 
 
 __all__ = ["Attempt", "CG_COLORS", "DEFAULT_EFFORT", "FIT_STAGES", "HALF_RES_MIN_FIT_SPACING",
-           "HALF_RES_MIN_SPACING", "HALF_RES_THUMBNAIL_SPACING", "LS_COLORS", "MAX_EFFORT", "Progress",
-           "RDOQ_SCALE", "SCALED_SCHEDULE", "Schedule", "SHORT_SCHEDULE_PIXELS", "STAGE_FIT_OPTIONS", "TINY_IMAGE_PIXELS", "TINY_SCHEDULE",
-           "TINY_SCHEDULE_MAX_SPACING", "check_effort", "check_fit_kwargs", "downscale2", "fit_and_code",
+           "HALF_RES_MIN_SPACING", "HALF_RES_THUMBNAIL_SPACING", "LARGE_IMAGE_CG_STEPS", "LS_COLORS", "MAX_EFFORT",
+           "Progress", "RDOQ_SCALE", "SCALED_SCHEDULE", "Schedule", "SHORT_SCHEDULE_PIXELS", "STAGE_FIT_OPTIONS",
+           "TINY_IMAGE_PIXELS", "TINY_SCHEDULE", "TINY_SCHEDULE_MAX_SPACING", "check_effort", "check_fit_kwargs", "downscale2", "fit_and_code",
            "fit_coarse_to_fine", "no_progress", "schedule_for", "upscale2"]
